@@ -1,0 +1,253 @@
+"""Activation functions, each defined once with its hand-derived derivative beside it.
+
+An elementwise activation is a pair ``(f, df)``: ``Y = f(V)`` (eq 6) and ``act'(V) = df(V)``,
+the factor ``dY/dV`` of eq 8-9, always evaluated at the pre-activation ``V`` (erratum 2 in
+docs/derivation.md). ``f`` of the built-ins is written in array-API style (it works on numpy and
+JAX arrays alike), so the oracle differentiates exactly this code; ``df`` is plain numpy.
+
+Conventions at kinks: the derivative at a non-differentiable point is the *left* derivative,
+``relu'(0) = 0`` and ``leaky_relu'(0) = 0.01``. The forward uses ``where(v > 0, ...)`` so that
+JAX's autodiff applies the same convention (``maximum`` would give 0.5 at a tie).
+
+Numerically stable forms: nothing here overflows or warns for inputs of +-1000.
+
+Softmax is not elementwise: its backward is the vector-Jacobian product
+``dE/dV = Y * (G - sum(G * Y, axis=-1))`` per sample (J is not diagonal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .array_namespace import namespace_of
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Softmax",
+    "get_activation",
+]
+
+Array = np.ndarray
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """An elementwise activation: its function ``f`` and its derivative ``df``.
+
+    Args:
+        name: what reports and saved files call it.
+        f: ``V -> Y``, elementwise, shape ``(B, m) -> (B, m)``.
+        df: ``V -> act'(V)``, elementwise, shape ``(B, m) -> (B, m)``; a numpy function.
+        kinks: points where ``f`` is not differentiable (a hint for checkers; kinks are also
+            detected numerically).
+        builtin: True for the activations shipped here (they can be saved by name).
+    """
+
+    name: str
+    f: Callable[[Array], Array]
+    df: Callable[[Array], Array] | None
+    kinks: tuple[float, ...] = ()
+    builtin: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Activation name must be a non-empty str, got {self.name!r}")
+        if not callable(self.f):
+            raise TypeError(f"Activation {self.name!r}: f must be callable, got {self.f!r}")
+        if self.df is not None and not callable(self.df):
+            raise TypeError(f"Activation {self.name!r}: df must be callable, got {self.df!r}")
+
+    @property
+    def elementwise(self) -> bool:
+        """True when the Jacobian dY/dV is diagonal (backward is ``G * df(V)``)."""
+        return True
+
+    def __call__(self, v: Array) -> Array:
+        """``Y = act(V)`` (eq 6)."""
+        return self.f(v)
+
+    def backward(self, v: Array, y: Array, g: Array) -> Array:
+        """``dE/dV = dE/dY * act'(V)`` (eq 8-9); ``v, y, g`` and the result are ``(B, m)``.
+
+        ``y`` is unused by elementwise activations; it is there for softmax's backward.
+        """
+        return g * self.df(v)
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
+
+class Softmax(Activation):
+    """Softmax over the last axis; not elementwise, so ``df`` is None and backward is a VJP."""
+
+    @property
+    def elementwise(self) -> bool:
+        return False
+
+    def backward(self, v: Array, y: Array, g: Array) -> Array:
+        """``dE/dV = Y * (G - sum(G * Y))`` per sample: ``G @ J`` with ``J = diag(Y) - Y Y^T``."""
+        return y * (g - np.sum(g * y, axis=-1, keepdims=True))
+
+    def __repr__(self) -> str:
+        return "Softmax()"
+
+
+# ---------------------------------------------------------------------------------------------
+# The built-ins. Each: forward (array-API style), then its derivative, side by side.
+# ---------------------------------------------------------------------------------------------
+
+
+def _identity(v: Array) -> Array:
+    return v
+
+
+def _identity_d(v: Array) -> Array:
+    return np.ones_like(v)
+
+
+def _sigmoid(v: Array) -> Array:
+    # exp of -|v| only, so nothing overflows; written with where (not abs) so that autodiff
+    # gives the right slope at exactly v = 0.
+    xp = namespace_of(v)
+    e = xp.exp(xp.where(v >= 0, -v, v))
+    return xp.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sigmoid_d(v: Array) -> Array:
+    s = _sigmoid(v)
+    return s * (1.0 - s)
+
+
+def _tanh(v: Array) -> Array:
+    return namespace_of(v).tanh(v)
+
+
+def _tanh_d(v: Array) -> Array:
+    return 1.0 - np.tanh(v) ** 2
+
+
+def _relu(v: Array) -> Array:
+    return namespace_of(v).where(v > 0, v, 0.0)
+
+
+def _relu_d(v: Array) -> Array:
+    return (v > 0).astype(v.dtype)  # relu'(0) = 0
+
+
+def _leaky_relu(v: Array) -> Array:
+    return namespace_of(v).where(v > 0, v, LEAKY_SLOPE * v)
+
+
+def _leaky_relu_d(v: Array) -> Array:
+    return np.where(v > 0, 1.0, LEAKY_SLOPE).astype(v.dtype)  # leaky_relu'(0) = 0.01
+
+
+def _elu(v: Array) -> Array:
+    xp = namespace_of(v)
+    negative = xp.where(v > 0, 0.0, v)  # clamp before exp: no overflow for large v
+    return xp.where(v > 0, v, ELU_ALPHA * xp.expm1(negative))
+
+
+def _elu_d(v: Array) -> Array:
+    return np.where(v > 0, 1.0, ELU_ALPHA * np.exp(np.where(v > 0, 0.0, v))).astype(v.dtype)
+
+
+def _softplus(v: Array) -> Array:
+    # log(1 + e^v) = max(v, 0) + log1p(e^-|v|)
+    xp = namespace_of(v)
+    return xp.where(v > 0, v, 0.0) + xp.log1p(xp.exp(xp.where(v > 0, -v, v)))
+
+
+def _softplus_d(v: Array) -> Array:
+    return _sigmoid(v)
+
+
+def _silu(v: Array) -> Array:
+    return v * _sigmoid(v)
+
+
+def _silu_d(v: Array) -> Array:
+    s = _sigmoid(v)
+    return s * (1.0 + v * (1.0 - s))
+
+
+def _gelu(v: Array) -> Array:
+    # The tanh approximation (Hendrycks & Gimpel), as jax.nn.gelu(approximate=True):
+    # 0.5 v (1 + tanh(c (v + k v^3))), c = sqrt(2/pi), k = 0.044715.
+    xp = namespace_of(v)
+    return 0.5 * v * (1.0 + xp.tanh(_GELU_C * (v + _GELU_K * v**3)))
+
+
+def _gelu_d(v: Array) -> Array:
+    t = np.tanh(_GELU_C * (v + _GELU_K * v**3))
+    return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t**2) * _GELU_C * (1.0 + 3.0 * _GELU_K * v**2)
+
+
+def _softmax(v: Array) -> Array:
+    xp = namespace_of(v)
+    e = xp.exp(v - xp.max(v, axis=-1, keepdims=True))
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", _identity, _identity_d, builtin=True),
+        Activation("sigmoid", _sigmoid, _sigmoid_d, builtin=True),
+        Activation("tanh", _tanh, _tanh_d, builtin=True),
+        Activation("relu", _relu, _relu_d, kinks=(0.0,), builtin=True),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, kinks=(0.0,), builtin=True),
+        Activation("elu", _elu, _elu_d, builtin=True),
+        Activation("softplus", _softplus, _softplus_d, builtin=True),
+        Activation("silu", _silu, _silu_d, builtin=True),
+        Activation("gelu", _gelu, _gelu_d, builtin=True),
+        Softmax("softmax", _softmax, None, builtin=True),
+    )
+}
+"""The built-in activations by name."""
+
+
+def get_activation(spec: str | Activation) -> Activation:
+    """Return the activation named ``spec`` (or ``spec`` itself if it is an Activation).
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones).
+        TypeError: neither a str nor an Activation.
+    """
+    if isinstance(spec, Activation):
+        if spec.df is None and spec.elementwise:
+            raise TypeError(f"Activation {spec.name!r} has no derivative df")
+        return spec
+    if isinstance(spec, str):
+        try:
+            return ACTIVATIONS[spec]
+        except KeyError:
+            valid = ", ".join(ACTIVATIONS)
+            raise ValueError(f"unknown activation {spec!r}; expected one of: {valid}") from None
+    raise TypeError(
+        f"an activation must be a name (str) or an Activation, got {type(spec).__name__}: {spec!r}"
+    )
+
+
+def resolve_activations(specs: Sequence[str | Activation], count: int) -> list[Activation]:
+    """Resolve ``count`` activation specs (one per layer), checking the count."""
+    if isinstance(specs, (str, Activation)):
+        raise TypeError(
+            f"activations must be a list of {count} names or Activation objects, one per layer, "
+            f"got a single {type(specs).__name__}: {specs!r}"
+        )
+    specs = list(specs)
+    if len(specs) != count:
+        raise ValueError(
+            f"expected {count} activations (one per layer), got {len(specs)}: {specs!r}"
+        )
+    return [get_activation(s) for s in specs]

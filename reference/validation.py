@@ -1,0 +1,181 @@
+"""Checks of everything a user hands the network, with errors that say what was expected.
+
+Each check either returns a clean float64 array or raises ``TypeError`` (wrong kind of thing)
+or ``ValueError`` (right kind, wrong shape or value). Nothing here modifies its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .losses import Loss
+
+__all__ = [
+    "check_inputs",
+    "check_layer_sizes",
+    "check_learning_rate",
+    "check_targets",
+    "check_weights",
+]
+
+# Probability rows must sum to 1 within this absolute tolerance: rows built in float64 by a
+# softmax or a normalisation carry a rounding error of a few n*eps, far below it.
+ROW_SUM_TOLERANCE = 1e-9
+
+
+def _as_real_array(a: object, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{what} must be a numeric array, could not convert it: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating)
+        or np.issubdtype(arr.dtype, np.integer)
+        or arr.dtype == np.bool_
+    ):
+        raise TypeError(
+            f"{what} must hold real numbers (float or int), got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def _require_finite(arr: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))
+        first = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{what} must be finite, found {len(bad)} NaN/Inf entries "
+            f"(first at index {first}: {arr[first]})"
+        )
+
+
+def check_layer_sizes(sizes: Sequence[int]) -> list[int]:
+    """``[n0, n1, ..., nL]``: at least two positive integers."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a list of ints like [4, 8, 3], got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes needs at least 2 entries (inputs and outputs), got {sizes!r}"
+        )
+    out = []
+    for k, n in enumerate(sizes):
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"layer_sizes[{k}] must be an int, got {type(n).__name__}: {n!r}")
+        if n < 1:
+            raise ValueError(f"layer_sizes[{k}] must be a positive int, got {n}")
+        out.append(int(n))
+    return out
+
+
+def check_inputs(x: object, n0: int) -> np.ndarray:
+    """Return X as a float64 array of shape ``(B, n0)``, flattening each sample.
+
+    Args:
+        x: array of shape ``(B, *in_shape)`` with ``prod(in_shape) == n0`` and ``B >= 1``.
+    """
+    arr = _as_real_array(x, "X")
+    if arr.ndim < 2:
+        raise ValueError(
+            f"X must have a batch axis first: expected shape (B, ...) with {n0} values per "
+            f"sample, got shape {arr.shape}" + ("; for one sample use X[None]" if arr.ndim else "")
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"X is an empty batch: expected B >= 1 samples, got shape {arr.shape}")
+    per_sample = int(np.prod(arr.shape[1:]))
+    if per_sample != n0:
+        raise ValueError(
+            f"X has {per_sample} values per sample (shape {arr.shape}), but the network's "
+            f"first layer expects {n0}"
+        )
+    arr = arr.reshape(arr.shape[0], n0).astype(np.float64, copy=False)
+    _require_finite(arr, "X")
+    return arr
+
+
+def check_targets(t: object, loss: Loss, batch: int, n_out: int) -> np.ndarray:
+    """Return T as a float64 array of shape ``(B, nL)`` valid for ``loss``.
+
+    Accepted forms: rows of shape ``(B, nL)`` for every loss; for ``cross_entropy`` also
+    integer class labels of shape ``(B,)`` with values in ``[0, nL)``, turned into one-hot rows.
+    Cross-entropy rows must be probabilities (in [0, 1], summing to 1); binary cross-entropy
+    targets must lie in [0, 1].
+    """
+    arr = _as_real_array(t, "T")
+    if loss.name == "cross_entropy" and loss.builtin and arr.ndim == 1:
+        if not (np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(
+                f"1-D targets for cross_entropy must be integer class labels, got dtype "
+                f"{arr.dtype}; pass one-hot or probability rows of shape ({batch}, {n_out}) "
+                "for soft targets"
+            )
+        if arr.shape[0] != batch:
+            raise ValueError(f"expected {batch} class labels (one per sample), got {arr.shape[0]}")
+        bad = (arr < 0) | (arr >= n_out)
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"class labels must lie in [0, {n_out}) for {n_out} outputs, "
+                f"got {int(arr[i])} at index {i}"
+            )
+        onehot = np.zeros((batch, n_out))
+        onehot[np.arange(batch), arr] = 1.0
+        return onehot
+    if arr.shape != (batch, n_out):
+        hint = " or integer labels of shape (B,)" if loss.name == "cross_entropy" else ""
+        raise ValueError(
+            f"T must have shape ({batch}, {n_out}) for loss {loss.name!r}{hint}, "
+            f"got shape {arr.shape}"
+        )
+    arr = arr.astype(np.float64, copy=False)
+    _require_finite(arr, "T")
+    if loss.builtin and loss.name in ("cross_entropy", "binary_cross_entropy"):
+        if np.any((arr < 0) | (arr > 1)):
+            i = tuple(int(k) for k in np.argwhere((arr < 0) | (arr > 1))[0])
+            raise ValueError(
+                f"targets for {loss.name} must be probabilities in [0, 1], got {arr[i]} at "
+                f"index {i}"
+            )
+    if loss.builtin and loss.name == "cross_entropy":
+        sums = arr.sum(axis=1)
+        off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
+        if np.any(off):
+            i = int(np.argmax(off))
+            raise ValueError(
+                f"cross_entropy target rows must sum to 1 (one-hot or probabilities), "
+                f"row {i} sums to {sums[i]!r}"
+            )
+    return arr
+
+
+def check_weights(weights: Sequence[object], sizes: Sequence[int]) -> list[np.ndarray]:
+    """Return the weights as float64 arrays, checking ``weights[k].shape == (n_k + 1, n_k+1)``."""
+    expected = [(sizes[k] + 1, sizes[k + 1]) for k in range(len(sizes) - 1)]
+    if len(weights) != len(expected):
+        raise ValueError(f"expected {len(expected)} weight arrays, got {len(weights)}")
+    out = []
+    for k, (w, shape) in enumerate(zip(weights, expected)):
+        arr = np.asarray(w)
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise TypeError(f"weights[{k}] must be a float array, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(
+                f"weights[{k}] must have shape {shape} (n_in + 1 bias row, n_out), "
+                f"got {arr.shape}"
+            )
+        _require_finite(arr, f"weights[{k}]")
+        out.append(arr.astype(np.float64, copy=False))
+    return out
+
+
+def check_learning_rate(lr: object) -> float:
+    """A finite, positive learning rate."""
+    is_number = isinstance(lr, (int, float, np.integer, np.floating))
+    if isinstance(lr, (bool, np.bool_)) or not is_number:
+        raise TypeError(f"lr must be a number, got {type(lr).__name__}: {lr!r}")
+    lr = float(lr)
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite positive number, got {lr}")
+    return lr
