@@ -14,7 +14,9 @@ stably from the pre-activation V, never as the log of a rounded probability::
     cross_entropy:  E_b = logsumexp(v_b) sum_j t_bj - sum_j t_bj v_bj   dE/dV = (Y sum(T) - T) / B
     binary_c_e:     E_b = sum_j softplus(v_bj) - t_bj v_bj              dE/dV = (Y - T) / B
 
-The ``value`` functions are array-API style (numpy or JAX); ``grad`` functions are numpy.
+The ``value`` functions are array-API style (numpy or JAX) and reduce over the last two axes
+only, so a stack of batches ``(..., B, nL)`` gives a stack of losses ``(...)`` (the oracle
+evaluates many perturbed copies of a network at once this way); ``grad`` functions are numpy.
 Targets reach a loss already validated and as float rows of shape (B, nL); integer class labels
 are turned into one-hot rows before (see ``validation.check_targets``).
 """
@@ -72,8 +74,11 @@ class Loss:
         return f"Loss({self.name!r})"
 
 
+_LAST_TWO = (-2, -1)
+
+
 def _batch(y: Array) -> int:
-    return y.shape[0]
+    return y.shape[-2]
 
 
 # --- mse ------------------------------------------------------------------------------------
@@ -81,7 +86,7 @@ def _batch(y: Array) -> int:
 
 def _mse(y: Array, t: Array) -> Array:
     xp = namespace_of(y, t)
-    return 0.5 * xp.sum((y - t) ** 2) / _batch(y)
+    return 0.5 * xp.sum((y - t) ** 2, axis=_LAST_TWO) / _batch(y)
 
 
 def _mse_grad(y: Array, t: Array) -> Array:
@@ -93,7 +98,7 @@ def _mse_grad(y: Array, t: Array) -> Array:
 
 def _ce(y: Array, t: Array) -> Array:
     xp = namespace_of(y, t)
-    return -xp.sum(t * xp.log(y)) / _batch(y)
+    return -xp.sum(t * xp.log(y), axis=_LAST_TWO) / _batch(y)
 
 
 def _ce_grad(y: Array, t: Array) -> Array:
@@ -104,7 +109,8 @@ def _ce_from_v(v: Array, t: Array) -> Array:
     xp = namespace_of(v, t)
     vmax = xp.max(v, axis=-1, keepdims=True)
     lse = vmax + xp.log(xp.sum(xp.exp(v - vmax), axis=-1, keepdims=True))
-    return (xp.sum(lse * xp.sum(t, axis=-1, keepdims=True)) - xp.sum(t * v)) / _batch(v)
+    weighted = lse * xp.sum(t, axis=-1, keepdims=True)
+    return (xp.sum(weighted, axis=_LAST_TWO) - xp.sum(t * v, axis=_LAST_TWO)) / _batch(v)
 
 
 def _ce_grad_v(v: Array, y: Array, t: Array) -> Array:
@@ -116,7 +122,7 @@ def _ce_grad_v(v: Array, y: Array, t: Array) -> Array:
 
 def _bce(y: Array, t: Array) -> Array:
     xp = namespace_of(y, t)
-    return -xp.sum(t * xp.log(y) + (1.0 - t) * xp.log1p(-y)) / _batch(y)
+    return -xp.sum(t * xp.log(y) + (1.0 - t) * xp.log1p(-y), axis=_LAST_TWO) / _batch(y)
 
 
 def _bce_grad(y: Array, t: Array) -> Array:
@@ -125,7 +131,7 @@ def _bce_grad(y: Array, t: Array) -> Array:
 
 def _bce_from_v(v: Array, t: Array) -> Array:
     xp = namespace_of(v, t)
-    return xp.sum(_softplus(v) - t * v) / _batch(v)
+    return xp.sum(_softplus(v) - t * v, axis=_LAST_TWO) / _batch(v)
 
 
 def _bce_grad_v(v: Array, y: Array, t: Array) -> Array:
