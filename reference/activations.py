@@ -123,8 +123,7 @@ def _sigmoid(v: Array) -> Array:
 
 
 def _sigmoid_d(v: Array) -> Array:
-    s = _sigmoid(v)
-    return s * (1.0 - s)
+    return _sigmoid(v) * _sigmoid(-v)  # s (1 - s), with 1 - s = s(-v) free of cancellation
 
 
 def _tanh(v: Array) -> Array:
@@ -176,8 +175,7 @@ def _silu(v: Array) -> Array:
 
 
 def _silu_d(v: Array) -> Array:
-    s = _sigmoid(v)
-    return s * (1.0 + v * (1.0 - s))
+    return _sigmoid(v) * (1.0 + v * _sigmoid(-v))  # s (1 + v (1 - s))
 
 
 def _gelu(v: Array) -> Array:
