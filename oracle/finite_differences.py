@@ -1,0 +1,165 @@
+"""Finite differences with an error estimate per entry, and kink detection.
+
+Every derivative is estimated from a five-point stencil ``f(x + k h)``, k = -2..2:
+
+- central differences ``D(h) = (f(x+h) - f(x-h)) / 2h`` and ``D(2h)``; truncation ~ h^2;
+- Richardson extrapolation ``R = (4 D(h) - D(2h)) / 3`` removes the h^2 term; the estimate's
+  truncation error is bounded by ``|D(h) - D(2h)| / 3`` (the error of D(h), which R improves on);
+- the round-off level ``sigma`` of f is *measured*: the fourth difference
+  ``f(-2) - 4 f(-1) + 6 f(0) - 4 f(1) + f(2)`` is h^4 f'''' (negligible) plus noise of standard
+  deviation sqrt(70) sigma; floored at eps |f|. R's round-off is about ``sigma / h``;
+- the step is ``h = cbrt(eps) * max(1, |x|)`` snapped to a power of two, so that ``x +- h`` and
+  ``x +- 2h`` are exact in floating point (cbrt(eps) balances truncation h^2 against round-off
+  eps/h for the central difference);
+- kinks: on a smooth function the four one-sided slopes of the stencil change linearly
+  (consecutive differences all ~ h f''); a non-differentiable point inside the stencil breaks
+  that pattern by a jump. Such an entry is flagged, and the bracket ``[lo, hi]`` of the one-sided
+  slopes is kept: any subgradient there lies in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "EPS",
+    "OFFSETS",
+    "FDEstimate",
+    "choose_steps",
+    "estimate",
+    "stencil_loop",
+]
+
+EPS = float(np.finfo(np.float64).eps)
+OFFSETS = (-2, -1, 0, 1, 2)
+"""The stencil's offsets in units of h; ``values[..., i]`` is f at ``x + OFFSETS[i] * h``."""
+
+NOISE_SIGMAS = 3.0
+"""Round-off is counted at 3 standard deviations of the measured noise."""
+
+KINK_FACTOR = 20.0
+"""A slope pattern must break by 20x its expected smooth size (noise and h^2 f''') to be a kink."""
+
+ROUNDOFF_BOUND = 1000.0
+"""Honest round-off in evaluating f is taken to be at most 1000 eps |f| (a deep sum of a few
+hundred rounded terms stays well inside it)."""
+
+
+def choose_steps(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Per-entry steps ``h = 2^round(log2(scale * cbrt(eps) * max(1, |x|)))`` (same shape as x)."""
+    raw = scale * np.cbrt(EPS) * np.maximum(1.0, np.abs(np.asarray(x, dtype=np.float64)))
+    return np.exp2(np.round(np.log2(raw)))
+
+
+@dataclass
+class FDEstimate:
+    """Finite-difference derivatives of many entries at once (every array has the same shape).
+
+    Attributes:
+        value: the Richardson-extrapolated estimate.
+        error: its estimated error: truncation bound plus 3 sigma of round-off.
+        kink: True where the stencil straddles a non-differentiable point.
+        lo, hi: the bracket of the one-sided slopes (meaningful where ``kink``).
+        central: the plain central difference D(h), for reports.
+        step: the step h used.
+    """
+
+    value: np.ndarray
+    error: np.ndarray
+    kink: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    central: np.ndarray
+    step: np.ndarray
+
+    def reshape(self, shape: tuple[int, ...]) -> FDEstimate:
+        return FDEstimate(*(np.reshape(a, shape) for a in (
+            self.value, self.error, self.kink, self.lo, self.hi, self.central, self.step)))
+
+
+def estimate(values: np.ndarray, h: np.ndarray) -> FDEstimate:
+    """Derivative estimates from stencil values.
+
+    Args:
+        values: ``(..., 5)``: f at ``x + k h`` for k in OFFSETS.
+        h: the steps, broadcastable to ``values[..., 0]``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    fm2, fm1, f0, fp1, fp2 = (values[..., i] for i in range(5))
+    h = np.broadcast_to(np.asarray(h, dtype=np.float64), f0.shape)
+    d1 = (fp1 - fm1) / (2 * h)
+    d2 = (fp2 - fm2) / (4 * h)
+    richardson = (4 * d1 - d2) / 3
+    truncation = np.abs(d1 - d2) / 3
+
+    magnitude = np.max(np.abs(values), axis=-1)
+    fourth = np.abs(fm2 - 4 * fm1 + 6 * f0 - 4 * fp1 + fp2)
+    sigma = np.maximum(fourth / np.sqrt(70.0), EPS * magnitude)
+    roundoff = NOISE_SIGMAS * sigma / h
+    error = truncation + roundoff
+
+    # One-sided slopes left to right; their consecutive differences are ~h f'' on smooth f.
+    slopes = np.stack([(fm1 - fm2) / h, (f0 - fm1) / h, (fp1 - f0) / h, (fp2 - fp1) / h], -1)
+    steps = np.diff(slopes, axis=-1)  # three differences
+    bends = np.abs(np.diff(steps, axis=-1))  # two second differences: ~h^2 f''' when smooth
+    # The measured sigma is no use here: a kink inflates the fourth difference. Kink detection
+    # uses a bound on honest round-off instead, ROUNDOFF_BOUND * eps * |f|, so a noisier f can
+    # at worst be reported as a kink (never as a pass or a failure). Each slope carries
+    # ~sqrt(2) sigma / h of noise; a bend combines four slopes (1, -2, 1): sqrt(20) sigma / h.
+    noise = np.sqrt(20.0) * ROUNDOFF_BOUND * EPS * magnitude / h
+    smooth_bend = np.minimum(bends[..., 0], bends[..., 1])
+    kink = np.max(bends, axis=-1) > KINK_FACTOR * (noise + smooth_bend)
+    # Two equal bends also come from a kink at x itself (slopes a, a, b, b): then the middle
+    # step jumps while the outer ones stay flat.
+    outer = np.maximum(np.abs(steps[..., 0]), np.abs(steps[..., 2]))
+    kink |= np.abs(steps[..., 1]) > KINK_FACTOR * (noise + outer)
+    slack = np.sqrt(2.0) * ROUNDOFF_BOUND * EPS * magnitude / h
+    lo = np.min(slopes, axis=-1) - slack
+    hi = np.max(slopes, axis=-1) + slack
+    return FDEstimate(richardson, error, kink, lo, hi, d1, h.copy())
+
+
+def stencil_loop(
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    h: np.ndarray,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Evaluate the stencil of a scalar function one coordinate at a time.
+
+    Args:
+        f: maps an array shaped like ``x`` to a float.
+        x: the point, any shape, float64.
+        h: per-entry steps, shaped like ``x``.
+
+    Returns:
+        ``(x.size, 5)`` values; ``f(x)`` is evaluated once and shared by every entry.
+    """
+    flat = x.reshape(-1).copy()
+    steps = h.reshape(-1)
+    f0 = float(f(flat.reshape(x.shape)))
+    out = np.empty((flat.size, 5))
+    out[:, 2] = f0
+    for i in range(flat.size):
+        original = flat[i]
+        for col, k in ((0, -2), (1, -1), (3, 1), (4, 2)):
+            flat[i] = original + k * steps[i]
+            out[i, col] = float(f(flat.reshape(x.shape)))
+        flat[i] = original
+        if progress is not None:
+            progress(i)
+    return out
+
+
+def directional_stencil(
+    f: Callable[[np.ndarray], float], x: np.ndarray, direction: np.ndarray, h: float
+) -> np.ndarray:
+    """``(5,)`` values of ``f(x + k h u)`` along a unit direction ``u`` shaped like ``x``."""
+    return np.array([float(f(x + k * h * direction)) for k in OFFSETS])
+
+
+__all__ += ["directional_stencil"]

@@ -1,0 +1,226 @@
+"""Checks of single functions: any scalar function's gradient, an activation, a loss.
+
+- ``check_gradient(f, grad, x)``: f maps an array to a float; grad is its hand-derived gradient.
+- ``check_activation(act)``: act' over a spread of points: moderate values, large magnitudes
+  (+-10 .. +-1000) and its kinks, exactly and a hair to either side.
+- ``check_loss(loss)``: dE/dY (and the fused dE/dV for cross-entropies) on random valid data.
+
+Each returns a ``Report`` with the same three-way verdicts as ``check_network``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from reference.activations import Activation, _sigmoid, _softmax, get_activation
+from reference.losses import Loss, get_loss
+
+from . import autodiff
+from .finite_differences import choose_steps, directional_stencil, estimate, stencil_loop
+from .jax_support import UntraceableError, jax, jnp, to_numpy, traceable
+from .network_fd import activation_fd, loss_fd
+from .report import Report, Row
+from .verdict import judge
+
+__all__ = ["check_activation", "check_gradient", "check_loss"]
+
+MAX_EXHAUSTIVE = 2_000
+"""check_gradient: entry-by-entry finite differences up to this many entries, else directions."""
+
+FLOAT32_WARNING = (
+    "float32 input: finite differences are done in float64 on an upcast copy, and the "
+    "hand-derived gradient is judged to ~1e-4 relative: float32 gradients are only good to ~1e-4"
+)
+
+
+def _scalar(value: object, what: str) -> float:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.ndim > 1 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{what} must return a scalar, got shape {arr.shape} dtype {arr.dtype}")
+    out = float(arr.reshape(()))
+    if not np.isfinite(out):
+        raise ValueError(f"{what} is not finite: {out}")
+    return out
+
+
+def check_gradient(
+    f: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    *,
+    strict: bool = False,
+    fd: str = "auto",
+    directions: int = 8,
+    max_exhaustive: int = MAX_EXHAUSTIVE,
+    seed: int = 0,
+) -> Report:
+    """Check ``grad(x)`` against JAX's gradient of ``f`` and against finite differences.
+
+    Args:
+        f: ``x -> float``. If JAX can trace it (jax.numpy or array-API code), JAX is a source
+            of truth; numpy-only code is checked by finite differences alone, and the report
+            says so.
+        grad: ``x -> dF/dx`` shaped like x: the hand-derived gradient under test.
+        x: the point, any shape; float64 (float32 is accepted with a warning).
+        fd: "auto" (every entry up to ``max_exhaustive`` entries, else random unit
+            directions), "exhaustive" or "directional".
+
+    Raises:
+        ValueError: non-finite x or f(x), f not scalar, grad of the wrong shape.
+        TypeError: non-numeric x, grad not returning a float array.
+    """
+    if fd not in ("auto", "exhaustive", "directional"):
+        raise ValueError(f"fd must be 'auto', 'exhaustive' or 'directional', got {fd!r}")
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"x must not be empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"x must be finite, found {int(np.sum(~np.isfinite(arr)))} NaN/Inf")
+    notes = []
+    if arr.dtype == np.float32:
+        warnings.warn(FLOAT32_WARNING, UserWarning, stacklevel=2)
+        notes.append(FLOAT32_WARNING)
+    x64 = arr.astype(np.float64)
+    f0 = _scalar(f(arr.copy()), "f(x)")
+    got = np.asarray(grad(arr.copy()))
+    if got.shape != arr.shape:
+        raise ValueError(f"grad(x) must have x's shape {arr.shape}, got {got.shape}")
+    if not np.issubdtype(got.dtype, np.floating):
+        raise TypeError(f"grad(x) must return a float array, got dtype {got.dtype}")
+    if not np.all(np.isfinite(got)):
+        raise ValueError("grad(x) returned NaN/Inf")
+    del f0
+
+    def f64(z: np.ndarray) -> float:
+        return _scalar(f(z), "f")
+
+    try:
+        ad = to_numpy(traceable(jax.grad(lambda z: jnp.reshape(f(z), ())), jnp.asarray(x64)))
+    except UntraceableError as exc:
+        ad = None
+        notes.append(f"JAX could not trace f ({exc}); checked by finite differences alone")
+
+    mode = fd if fd != "auto" else ("exhaustive" if arr.size <= max_exhaustive else "directional")
+    if mode == "exhaustive":
+        h = choose_steps(x64)
+        est = estimate(stencil_loop(f64, x64, h), h.reshape(-1)).reshape(arr.shape)
+        verdicts = judge(got, ad, est)
+        note = ""
+    else:
+        rng = np.random.default_rng(seed)
+        u = rng.normal(size=(directions, *arr.shape))
+        u /= np.sqrt(np.sum(u.reshape(directions, -1) ** 2, axis=1)).reshape(
+            directions, *([1] * arr.ndim))
+        h = float(choose_steps(np.array(np.max(np.abs(x64)))))
+        est = estimate(np.stack([directional_stencil(f64, x64, d, h) for d in u]),
+                       np.full(directions, h))
+        axes = tuple(range(1, u.ndim))
+        proj = lambda a: np.sum(u * a[None], axis=axes)  # noqa: E731
+        ref = ad if ad is not None else got
+        verdicts = judge(proj(got.astype(np.float64)) if got.dtype != np.float32 else
+                         proj(got).astype(np.float32),
+                         None if ad is None else proj(ad), est,
+                         scale=float(np.sqrt(np.sum(ref.astype(np.float64) ** 2))))
+        note = f"finite differences along {directions} random unit directions"
+    row = Row.from_verdicts(None, "gradient", "total", verdicts, note=note)
+    return Report([row], strict=strict, title="gradient check", notes=notes)
+
+
+def activation_points(act: Activation) -> np.ndarray:
+    """The points ``check_activation`` uses: a grid, large magnitudes and the kinks."""
+    grid = np.linspace(-6.0, 6.0, 49)
+    large = np.array([10.0, 30.0, 100.0, 1000.0])
+    kinks = np.array(act.kinks, dtype=np.float64)
+    near = np.concatenate([kinks, kinks + 1e-7, kinks - 1e-7])
+    return np.unique(np.concatenate([grid, large, -large, near]))
+
+
+def check_activation(
+    act: str | Activation, *, points: np.ndarray | None = None, strict: bool = False,
+    seed: int = 0,
+) -> Report:
+    """Check an activation's hand-derived derivative against JAX and finite differences.
+
+    Elementwise activations: ``act.df(v)`` at every point (default ``activation_points``).
+    Softmax (or any non-elementwise one): the backward VJP on random rows including large
+    logits, with a random upstream gradient.
+    """
+    act = get_activation(act)
+    rng = np.random.default_rng(seed)
+    notes: list[str] = []
+    if act.elementwise:
+        v = np.asarray(activation_points(act) if points is None else points, dtype=np.float64)
+        v = v.reshape(1, -1)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            y = act(v)
+            got = np.asarray(act.df(v), dtype=np.float64)
+        if not np.all(np.isfinite(y)) or not np.all(np.isfinite(got)):
+            raise ValueError(f"activation {act.name!r} gives NaN/Inf on the check points")
+        try:
+            ad = autodiff.activation_derivative(act, v)
+        except UntraceableError as exc:
+            ad = None
+            notes.append(f"JAX could not trace {act.name!r} ({exc}); finite differences alone")
+        _, deriv = activation_fd(act, v, np.ones_like(v))
+        verdicts = judge(got, ad, deriv)
+        row = Row.from_verdicts(None, "derivative", "local", verdicts, name=act.name)
+        if row.index:
+            row.at = float(v[row.index])
+        rows = [row]
+        # The backward must be G * act'(V): check it with a random G.
+        g = rng.normal(size=v.shape)
+        rows.append(Row.from_verdicts(None, "activation", "local",
+                                      judge(act.backward(v, y, g), got * g), name=act.name,
+                                      note="backward(v, y, g) vs g * df(v)"))
+    else:
+        v = rng.normal(scale=3.0, size=(6, 5))
+        v[0] = [1000.0, -1000.0, 0.0, 999.0, 1.0]
+        g = rng.normal(size=v.shape)
+        y = act(v)
+        got = act.backward(v, y, g)
+        try:
+            ad = autodiff.activation_vjp(act, v, g)
+        except UntraceableError as exc:
+            ad = None
+            notes.append(f"JAX could not trace {act.name!r} ({exc}); finite differences alone")
+        est, _ = activation_fd(act, v, g)
+        rows = [Row.from_verdicts(None, "activation", "local", judge(got, ad, est),
+                                  name=act.name, note="vector-Jacobian product")]
+    return Report(rows, strict=strict, title=f"activation check: {act.name}", notes=notes)
+
+
+def check_loss(
+    loss: str | Loss, *, batch: int = 4, n_out: int = 3, seed: int = 0, strict: bool = False
+) -> Report:
+    """Check a loss's hand-derived dE/dY (and fused dE/dV) on random valid outputs and targets."""
+    loss = get_loss(loss)
+    rng = np.random.default_rng(seed)
+    v = rng.normal(scale=2.0, size=(batch, n_out))
+    if loss.output_activation == "softmax":
+        y = _softmax(v)
+        t = np.eye(n_out)[rng.integers(0, n_out, size=batch)]
+    elif loss.output_activation == "sigmoid":
+        y = _sigmoid(v)
+        t = rng.uniform(size=(batch, n_out))
+    else:
+        y, t = v, rng.normal(size=(batch, n_out))
+    rows, notes = [], []
+    checks = [("dE/dY", y, loss.grad(y, t), False)]
+    if loss.fused:
+        checks.append(("dE/dV", v, loss.grad_v(v, y, t), True))
+    for what, at, got, from_v in checks:
+        try:
+            ad = autodiff.loss_grad(loss, at, t, from_v=from_v)
+        except UntraceableError as exc:
+            ad = None
+            notes.append(f"JAX could not trace {loss.name!r} ({exc}); finite differences alone")
+        est = loss_fd(loss, at, t, from_v=from_v)
+        rows.append(Row.from_verdicts(None, "loss", "local", judge(got, ad, est), name=loss.name,
+                                      note=what + (" (fused with the output activation)"
+                                                   if from_v else "")))
+    return Report(rows, strict=strict, title=f"loss check: {loss.name}", notes=notes)

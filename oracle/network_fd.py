@@ -1,0 +1,229 @@
+"""Finite differences of a network's loss, batched so that checking every parameter is cheap.
+
+A perturbation of ``W_k[i, j]`` by ``d`` changes only column j of that layer's pre-activation:
+``V_k[:, j] += d * X~_k[:, i]``. So instead of 2P separate forward passes, all perturbations of a
+layer are pushed through the rest of the network together as one stacked computation (chunked
+to bound memory). When layer k's activation is elementwise, only column j of ``Y_k`` changes
+too, and the next pre-activation is a rank-1 update ``V_{k+1} + dY_j (x) W_{k+1}[j]``.
+
+A layer's input ``X_k[b, i]`` only affects sample b, and the built-in losses are a mean of
+per-sample losses, so input perturbations are run one sample at a time (batch of one).
+
+Everything evaluates the reference's own ``dense_forward``, ``Activation.f`` and ``Loss.value``
+on stacks of shape ``(C, B, width)``; those functions broadcast over the leading axis.
+Each stencil holds f at ``x + k h``, k = -2..2 (see ``finite_differences``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from reference.activations import Activation
+from reference.layer import dense_forward
+from reference.losses import Loss
+
+from .finite_differences import OFFSETS, FDEstimate, choose_steps, estimate
+
+__all__ = [
+    "activation_fd",
+    "directional_fd",
+    "input_fd",
+    "loss_fd",
+    "weight_fd",
+]
+
+MAX_STACK_ELEMENTS = 2_000_000
+"""Chunk stacked evaluations to about this many float64 values per array (16 MB)."""
+
+_K = np.array(OFFSETS, dtype=np.float64)
+
+
+def _finish(
+    v: np.ndarray,
+    k: int,
+    weights: Sequence[np.ndarray],
+    activations: Sequence[Activation],
+    loss: Loss,
+    t: np.ndarray,
+) -> np.ndarray:
+    """Loss of stacked pre-activations ``v (C, B, m_k)`` of layer k through the rest: ``(C,)``."""
+    y = activations[k](v)
+    for j in range(k + 1, len(weights)):
+        v, y = dense_forward(y, weights[j], activations[j])
+    return loss.value_from_v(v, t) if loss.fused else loss.value(y, t)
+
+
+def _chunk_size(per_item: int) -> int:
+    return max(1, MAX_STACK_ELEMENTS // max(1, per_item * len(OFFSETS)))
+
+
+def weight_fd(
+    weights: Sequence[np.ndarray],
+    xs: Sequence[np.ndarray],
+    vs: Sequence[np.ndarray],
+    ys: Sequence[np.ndarray],
+    t: np.ndarray,
+    activations: Sequence[Activation],
+    loss: Loss,
+    k: int,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> FDEstimate:
+    """FD estimate of ``dE/dW_k`` for every entry of ``W_k`` (shape ``(n_k + 1, n_{k+1})``).
+
+    Args:
+        xs, vs, ys: the forward pass's per-layer inputs, pre-activations and outputs.
+        progress: called with the number of entries done after each chunk.
+    """
+    w = weights[k]
+    n_in, m = w.shape
+    x_tilde = np.concatenate([xs[k], np.ones((xs[k].shape[0], 1))], axis=1)  # (B, n+1)
+    h = choose_steps(w)  # (n+1, m)
+    batch = xs[k].shape[0]
+    last = k == len(weights) - 1
+    rank_one = activations[k].elementwise and not last
+    widest = max(v.shape[1] for v in vs[k:])
+    per_item = batch * widest
+    values = np.empty((n_in * m, len(OFFSETS)))
+    flat = np.arange(n_in * m)
+    size = _chunk_size(per_item)
+    for start in range(0, flat.size, size):
+        idx = flat[start : start + size]
+        i, j = np.divmod(idx, m)
+        deltas = h[i, j][:, None] * _K[None, :]  # (C, 5)
+        # column j of V_k, perturbed: (C, 5, B)
+        col = vs[k][:, j].T[:, None, :] + deltas[:, :, None] * x_tilde[:, i].T[:, None, :]
+        c = idx.size * len(OFFSETS)
+        if rank_one:
+            dy = activations[k](col) - ys[k][:, j].T[:, None, :]  # (C, 5, B)
+            nxt = vs[k + 1][None, None] + dy[..., None] * weights[k + 1][j][:, None, None, :]
+            e = _finish(nxt.reshape(c, batch, -1), k + 1, weights, activations, loss, t)
+        else:
+            stack = np.broadcast_to(vs[k], (idx.size, len(OFFSETS), batch, m)).copy()
+            stack[np.arange(idx.size), :, :, j] = col
+            e = _finish(stack.reshape(c, batch, m), k, weights, activations, loss, t)
+        values[idx] = np.reshape(e, (idx.size, len(OFFSETS)))
+        if progress is not None:
+            progress(int(idx[-1]) + 1)
+    return estimate(values, h.reshape(-1)).reshape(w.shape)
+
+
+def input_fd(
+    weights: Sequence[np.ndarray],
+    xs: Sequence[np.ndarray],
+    t: np.ndarray,
+    activations: Sequence[Activation],
+    loss: Loss,
+    k: int,
+) -> FDEstimate:
+    """FD estimate of ``dE/dX_k`` (the gradient w.r.t. layer k's input), shape ``(B, n_k)``.
+
+    Built-in losses are a mean of per-sample losses, so each sample is perturbed alone (batch
+    of one, scaled by 1/B); a custom loss is evaluated on the whole perturbed batch.
+    """
+    x = xs[k]
+    batch, n = x.shape
+    w = weights[k]
+    h = choose_steps(x)
+    v0 = dense_forward(x, w, activations[k])[0]  # (B, m)
+    separable = loss.builtin
+    values = np.empty((batch, n, len(OFFSETS)))
+    widest = max(ww.shape[1] for ww in weights[k:])
+    for b in range(batch):
+        tb = t[b : b + 1] if separable else t
+        rows = 1 if separable else batch
+        size = _chunk_size(rows * widest)
+        for start in range(0, n, size):
+            i = np.arange(start, min(n, start + size))
+            deltas = h[b, i][:, None] * _K[None, :]  # (C, 5)
+            row = v0[b][None, None, :] + deltas[:, :, None] * w[i][:, None, :]  # (C, 5, m)
+            c = i.size * len(OFFSETS)
+            if separable:
+                stack = row.reshape(c, 1, -1)
+            else:
+                stack = np.broadcast_to(v0, (c, batch, v0.shape[1])).copy()
+                stack[:, b, :] = row.reshape(c, -1)
+            e = _finish(stack, k, weights, activations, loss, tb)
+            e = np.reshape(e, (i.size, len(OFFSETS)))
+            values[b, i] = e / batch if separable else e
+    return estimate(values, h)
+
+
+def directional_fd(
+    weights: Sequence[np.ndarray],
+    xs: Sequence[np.ndarray],
+    vs: Sequence[np.ndarray],
+    t: np.ndarray,
+    activations: Sequence[Activation],
+    loss: Loss,
+    k: int,
+    directions: np.ndarray,
+    *,
+    wrt: str = "W",
+) -> FDEstimate:
+    """FD estimates of directional derivatives ``dE/dW_k . u`` (or ``dE/dX_k . u``).
+
+    Args:
+        directions: ``(K, *shape)`` unit vectors shaped like ``W_k`` (``wrt="W"``) or like
+            ``X_k`` (``wrt="X"``).
+
+    The step is ``cbrt(eps) * max(1, max|W_k|)`` along each unit direction, snapped to a power
+    of two: a unit direction spreads it over all entries, so no entry moves more than h.
+    """
+    base = weights[k] if wrt == "W" else xs[k]
+    h = float(choose_steps(np.array(np.max(np.abs(base), initial=0.0))))
+    x_tilde = np.concatenate([xs[k], np.ones((xs[k].shape[0], 1))], axis=1)
+    values = np.empty((directions.shape[0], len(OFFSETS)))
+    for d, u in enumerate(directions):
+        if wrt == "W":
+            dv = x_tilde @ u  # (B, m): change of V_k per unit step along u
+        else:
+            dv = u @ weights[k][:-1]
+        stack = vs[k][None] + (h * _K)[:, None, None] * dv[None]
+        values[d] = _finish(stack, k, weights, activations, loss, t)
+    return estimate(values, np.full(directions.shape[0], h))
+
+
+def loss_fd(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -> FDEstimate:
+    """FD estimate of ``dE/dY`` (or ``dE/dV`` of the fused form) for every entry, ``(B, nL)``."""
+    fn = loss.value_from_v if from_v else loss.value
+    h = choose_steps(y)
+    batch, m = y.shape
+    values = np.empty((batch * m, len(OFFSETS)))
+    flat = np.arange(batch * m)
+    size = _chunk_size(batch * m)
+    for start in range(0, flat.size, size):
+        idx = flat[start : start + size]
+        stack = np.broadcast_to(y, (idx.size, len(OFFSETS), batch, m)).copy()
+        b, j = np.divmod(idx, m)
+        stack[np.arange(idx.size), :, b, j] += h[b, j][:, None] * _K[None, :]
+        values[idx] = np.reshape(fn(stack.reshape(-1, batch, m), t), (idx.size, len(OFFSETS)))
+    return estimate(values, h.reshape(-1)).reshape(y.shape)
+
+
+def activation_fd(act: Activation, v: np.ndarray, g: np.ndarray) -> tuple[FDEstimate, FDEstimate | None]:
+    """FD estimates for an activation at ``v (B, m)`` with upstream ``g = dE/dY (B, m)``.
+
+    Returns:
+        ``(vjp, derivative)``: the estimate of ``dE/dV = g^T dY/dV`` for every entry, and for an
+        elementwise activation the estimate of ``act'(v)`` itself (None for softmax).
+    """
+    h = choose_steps(v)
+    if act.elementwise:
+        values = np.stack([act(v + k * h) for k in OFFSETS], axis=-1)  # (B, m, 5)
+        deriv = estimate(values, h)
+        vjp = FDEstimate(
+            deriv.value * g, deriv.error * np.abs(g), deriv.kink,
+            np.minimum(deriv.lo * g, deriv.hi * g), np.maximum(deriv.lo * g, deriv.hi * g),
+            deriv.central * g, deriv.step,
+        )
+        return vjp, deriv
+    batch, m = v.shape
+    stack = np.broadcast_to(v, (m, len(OFFSETS), batch, m)).copy()  # perturb coordinate j
+    for j in range(m):
+        stack[j, :, :, j] += _K[:, None] * h[:, j][None, :]
+    out = act(stack)  # (m, 5, B, m)
+    values = np.einsum("jkbi,bi->bjk", out, g)  # (B, m, 5): g . f(v + k h e_j)
+    return estimate(values, h), None

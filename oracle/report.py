@@ -1,0 +1,196 @@
+"""The oracle's report: one row per checked term, a headline naming the first wrong term.
+
+``report.ok`` is False exactly when some row FAILs (or, with ``strict=True``, is in doubt).
+Kinks and doubts are counted and shown beside it, never hidden and never counted as a pass.
+``str(report)`` is a table a person can act on; ``report.to_dict()`` / ``to_json()`` serve CI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .verdict import DOUBT, FAIL, KINK, PASS, EntryVerdicts
+
+__all__ = ["Report", "Row"]
+
+
+@dataclass
+class Row:
+    """One checked term.
+
+    Attributes:
+        layer: 0-based layer index (None for a whole-function check).
+        term: "loss", "activation", "dW", "dX" (and "step", "gradient", "derivative").
+        scope: "local" (this link of the chain alone, given the hand-derived upstream value)
+            or "total" (the full gradient, end to end).
+        sources: which sources of truth were compared ("jax", "fd").
+        status: "pass", "FAIL", "kink" or "doubt".
+        max_abs_err, max_rel_err: worst |got - expected| and that over the term's scale.
+        tolerance: the largest tolerance applied (absolute).
+        index: the worst entry's index; expected, got: its values.
+        kinks, doubts: how many entries were kinks / doubts; size: entries checked.
+        name: the activation's or loss's name, when the term is one.
+        at: the input where the worst entry was evaluated (e.g. v for an activation).
+        err_jax, err_fd, err_jax_fd: max disagreement per pair of sources.
+        note: anything else the reader needs (e.g. "follows from layer 2 activation").
+    """
+
+    layer: int | None
+    term: str
+    scope: str
+    sources: tuple[str, ...]
+    status: str
+    max_abs_err: float
+    max_rel_err: float
+    tolerance: float
+    index: tuple[int, ...]
+    expected: float
+    got: float
+    kinks: int = 0
+    doubts: int = 0
+    size: int = 0
+    name: str | None = None
+    at: float | None = None
+    err_jax: float | None = None
+    err_fd: float | None = None
+    err_jax_fd: float | None = None
+    note: str = ""
+
+    @classmethod
+    def from_verdicts(
+        cls, layer: int | None, term: str, scope: str, v: EntryVerdicts, **extra
+    ) -> Row:
+        idx = v.worst_index()
+        expected = float(v.expected[idx]) if idx or v.expected.ndim == 0 else float("nan")
+        got = float(v.got[idx]) if idx or v.got.ndim == 0 else float("nan")
+        abs_err = float(np.max(v.error, initial=0.0))
+        rel = abs_err / v.scale if v.scale > 0 else (0.0 if abs_err == 0 else float("inf"))
+        note = extra.pop("note", "")
+        if v.notes:
+            note = "; ".join([note, *v.notes] if note else v.notes)
+        return cls(
+            layer=layer, term=term, scope=scope, sources=v.sources, status=v.overall,
+            max_abs_err=abs_err, max_rel_err=rel,
+            tolerance=float(v.tolerance[idx]) if idx else float(np.max(v.tolerance, initial=0)),
+            index=idx, expected=expected, got=got, kinks=v.count(KINK), doubts=v.count(DOUBT),
+            size=int(v.status.size), err_jax=v.err_ad, err_fd=v.err_fd,
+            err_jax_fd=v.err_ad_fd, note=note, **extra,
+        )
+
+    @property
+    def where(self) -> str:
+        layer = "" if self.layer is None else f"layer {self.layer} "
+        name = f" {self.name!r}" if self.name else ""
+        return f"{layer}{self.term}{name}"
+
+    def describe(self) -> str:
+        """One sentence: what is wrong (or in doubt) here, with the worst entry."""
+        at = f" at v={self.at:.6g}" if self.at is not None else ""
+        index = f" [{', '.join(map(str, self.index))}]" if self.index else ""
+        what = "derivative" if self.term in ("activation", "loss", "derivative") else self.term
+        verb = {FAIL: "wrong", DOUBT: "in doubt", KINK: "at a kink", PASS: "right"}[self.status]
+        return (
+            f"{self.where} ({self.scope}): {what} {verb}{at}{index} "
+            f"(got {self.got:.6g}, expected {self.expected:.6g}; "
+            f"abs err {self.max_abs_err:.2e}, tolerance {self.tolerance:.2e})"
+        )
+
+
+@dataclass
+class Report:
+    """The result of a check. ``ok`` is False exactly when a row FAILs (or doubts, if strict)."""
+
+    rows: list[Row]
+    strict: bool = False
+    title: str = "gradient check"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        bad = {FAIL, DOUBT} if self.strict else {FAIL}
+        return not any(r.status in bad for r in self.rows)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.rows)
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.status == FAIL]
+
+    @property
+    def first_failure(self) -> Row | None:
+        """The earliest wrong term in backward order: local terms first, as rows are ordered."""
+        fails = self.failures
+        local = [r for r in fails if r.scope == "local"]
+        return (local or fails or [None])[0]
+
+    @property
+    def headline(self) -> str:
+        first = self.first_failure
+        kinks = sum(r.kinks for r in self.rows)
+        doubts = sum(r.doubts for r in self.rows)
+        extra = f"; {kinks} kink entries, {doubts} doubtful entries" if kinks or doubts else ""
+        if first is not None:
+            return f"FAIL: {first.describe()}"
+        if self.strict and self.count(DOUBT):
+            row = next(r for r in self.rows if r.status == DOUBT)
+            return f"FAIL (strict): {row.describe()}"
+        if self.count(DOUBT):
+            row = next(r for r in self.rows if r.status == DOUBT)
+            return f"OK, but the check itself is in doubt: {row.describe()}{extra}"
+        return f"OK: all {len(self.rows)} terms agree{extra}"
+
+    def to_dict(self) -> dict:
+        return {
+            "title": self.title,
+            "ok": self.ok,
+            "strict": self.strict,
+            "headline": self.headline,
+            "counts": {s: self.count(s) for s in (PASS, FAIL, KINK, DOUBT)},
+            "notes": self.notes,
+            "rows": [
+                {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(r).items()}
+                for r in self.rows
+            ],
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), allow_nan=True, **kwargs)
+
+    def __str__(self) -> str:
+        lines = [self.headline, f"{self.title}:"]
+        header = ("layer", "term", "scope", "sources", "status", "max abs err", "max rel err",
+                  "tolerance", "kinks", "worst entry")
+        table = [header]
+        for r in self.rows:
+            worst = f"[{','.join(map(str, r.index))}] got {r.got:.6g} exp {r.expected:.6g}"
+            if r.at is not None:
+                worst += f" at v={r.at:.4g}"
+            table.append((
+                "-" if r.layer is None else str(r.layer),
+                r.term + (f" {r.name}" if r.name else ""),
+                r.scope,
+                "+".join(r.sources),
+                r.status,
+                f"{r.max_abs_err:.1e}",
+                f"{r.max_rel_err:.1e}",
+                f"{r.tolerance:.1e}",
+                str(r.kinks),
+                worst,
+            ))
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for i, row in enumerate(table):
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            if i == 0:
+                lines.append("  " + "  ".join("-" * w for w in widths))
+        for r in self.rows:
+            if r.note:
+                lines.append(f"  note: {r.where} ({r.scope}): {r.note}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Three-way verdicts: hand-derived vs autodiff (JAX) vs finite differences, entry by entry.
+
+Tolerances (each is printed with the verdict it produced):
+
+- **hand vs JAX**: ``|g - a| <= tau * (|a| + rho * S)``, S = the largest |a| of the term.
+  In float64 a right hand-derived gradient and JAX's compute the same sums in a different
+  order: they differ by a few ulps times the depth and the fan-in (observed ~1e-15 .. 1e-13
+  relative). ``tau = 1e-9`` leaves a margin of 1e4 over that and still catches an entry wrong by
+  1e-6 relative with a margin of 1e3. The floor ``rho = 1e-3`` keeps entries that are tiny
+  compared with their tensor (where cancellation makes relative error meaningless) from false
+  alarms: they are judged to an absolute 1e-12 S.
+- **anything vs finite differences**: ``|g - d| <= SAFETY * err + tau * (|d| + rho * S)`` where
+  ``err`` is the finite difference's own error estimate (truncation + 3 sigma round-off, see
+  ``finite_differences``); ``SAFETY = 4`` covers estimates that are themselves off by a
+  small factor.
+- float32 hand-derived values are judged with ``tau = 1e-4`` (a float32 gradient carries
+  ~1e-7 relative rounding per operation, growing with depth) and the report warns about it.
+
+Entry statuses: ``pass``; ``FAIL``; ``kink`` (the stencil straddles a non-differentiable point
+and the hand value is a valid subgradient -- inside the bracket of one-sided slopes -- or agrees
+with JAX, which applies the same convention); ``doubt`` (the sources of truth disagree with each
+other, so the oracle cannot decide).
+
+Decision table, with JAX available (ha: hand~JAX, af: JAX~FD, hf: hand~FD)::
+
+    ha  af (FD accurate) -> pass
+    ha  otherwise        -> kink if the stencil straddles a kink, else doubt (FD unreliable)
+    !ha af               -> FAIL   (hand != JAX ~ FD: the derivation is wrong)
+    !ha !af, kink        -> kink if hand is in the bracket of one-sided slopes, else FAIL
+    !ha !af, hf          -> doubt  (JAX disagrees with both hand and FD)
+    !ha !af, !hf         -> FAIL
+
+Without JAX (untraceable user code): hf -> pass; kink -> kink if hand in bracket, else
+doubt; FD too inaccurate to judge -> doubt; else FAIL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .finite_differences import FDEstimate
+
+__all__ = ["RHO", "SAFETY", "TAU", "TAU_FLOAT32", "EntryVerdicts", "judge"]
+
+TAU = 1e-9
+TAU_FLOAT32 = 1e-4
+RHO = 1e-3
+SAFETY = 4.0
+FD_USELESS = 1e-2
+"""An FD estimate whose error exceeds 1% of the value's scale cannot confirm anything."""
+
+PASS, FAIL, KINK, DOUBT = "pass", "FAIL", "kink", "doubt"
+_ORDER = {PASS: 0, KINK: 1, DOUBT: 2, FAIL: 3}
+
+
+@dataclass
+class EntryVerdicts:
+    """Per-entry outcome of one term (all arrays shaped like the term).
+
+    Attributes:
+        status: array of "pass" / "FAIL" / "kink" / "doubt".
+        expected: the value each entry was judged against (JAX if available, else FD).
+        got: the hand-derived values.
+        error: ``|got - expected|``.
+        tolerance: the tolerance of that comparison.
+        err_ad, err_fd, err_ad_fd: max abs disagreement hand-JAX, hand-FD, JAX-FD (None if
+            that source was not used).
+        tol_ad, tol_fd: the largest tolerances used against JAX and FD.
+        scale: S, the largest |expected| of the term.
+        sources: which sources took part ("jax", "fd").
+    """
+
+    status: np.ndarray
+    expected: np.ndarray
+    got: np.ndarray
+    error: np.ndarray
+    tolerance: np.ndarray
+    scale: float
+    sources: tuple[str, ...]
+    err_ad: float | None = None
+    err_fd: float | None = None
+    err_ad_fd: float | None = None
+    tol_ad: float | None = None
+    tol_fd: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return int(np.sum(self.status == status))
+
+    @property
+    def overall(self) -> str:
+        """The worst status present: FAIL > doubt > kink > pass."""
+        present = set(np.unique(self.status).tolist()) or {PASS}
+        return max(present, key=_ORDER.__getitem__)
+
+    def worst_index(self) -> tuple[int, ...]:
+        """Index of the entry that decides the overall status (largest error/tolerance)."""
+        if self.status.size == 0:
+            return ()
+        ratio = self.error / np.maximum(self.tolerance, np.finfo(float).tiny)
+        mask = self.status == self.overall
+        ratio = np.where(mask, ratio, -np.inf)
+        return tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), self.status.shape))
+
+
+def _tau_for(got: np.ndarray) -> float:
+    return TAU_FLOAT32 if got.dtype == np.float32 else TAU
+
+
+def judge(
+    got: np.ndarray,
+    ad: np.ndarray | None = None,
+    fd: FDEstimate | None = None,
+    *,
+    scale: float | None = None,
+) -> EntryVerdicts:
+    """Classify every entry of a hand-derived term against JAX and/or finite differences.
+
+    Args:
+        got: hand-derived values, any shape.
+        ad: JAX's values, same shape, or None when JAX could not trace the code.
+        fd: finite-difference estimates, same shape, or None when not computed.
+        scale: S, the term's scale; default the largest |JAX| (or |FD|) value.
+    """
+    if ad is None and fd is None:
+        raise ValueError("judge needs at least one source of truth (JAX or finite differences)")
+    tau = _tau_for(np.asarray(got))
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ad, dtype=np.float64) if ad is not None else fd.value
+    if scale is None:
+        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    floor = RHO * scale
+    status = np.full(got.shape, PASS, dtype=object)
+    sources = tuple(s for s, v in (("jax", ad), ("fd", fd)) if v is not None)
+    out = EntryVerdicts(status, ref, got, np.abs(got - ref), np.zeros(got.shape), scale, sources)
+
+    if ad is not None:
+        ad = np.asarray(ad, dtype=np.float64)
+        tol_ad = tau * (np.abs(ad) + floor)
+        ha = np.abs(got - ad) <= tol_ad
+        out.err_ad, out.tol_ad = float(np.max(np.abs(got - ad), initial=0)), float(
+            np.max(tol_ad, initial=0)
+        )
+        out.tolerance = tol_ad
+    if fd is not None:
+        base = np.abs(ad) if ad is not None else np.abs(fd.value)
+        tol_fd = SAFETY * fd.error + TAU * (base + floor)
+        hf = np.abs(got - fd.value) <= tol_fd
+        # fd.lo/hi already carry the round-off slack; add only the relative tolerance.
+        in_bracket = (got >= fd.lo - tau * (np.abs(fd.lo) + floor)) & (
+            got <= fd.hi + tau * (np.abs(fd.hi) + floor)
+        )
+        out.err_fd = float(np.max(np.abs(got - fd.value), initial=0))
+        out.tol_fd = float(np.max(tol_fd, initial=0))
+        useless = fd.error > FD_USELESS * (base + floor)
+    if ad is not None and fd is not None:
+        af = np.abs(ad - fd.value) <= tol_fd
+        out.err_ad_fd = float(np.max(np.abs(ad - fd.value), initial=0))
+        settled = ha & af & ~useless  # FD confirms JAX: any flagged kink did no harm here
+        kink = fd.kink & ~settled
+        status[:] = FAIL
+        status[settled] = PASS
+        status[ha & ~settled] = DOUBT
+        status[~ha & ~af & hf] = DOUBT
+        # Kinks last: JAX agreeing (same convention) or a subgradient in the bracket.
+        status[kink & (ha | in_bracket)] = KINK
+        status[kink & ~ha & ~in_bracket] = FAIL
+    elif ad is not None:
+        status[:] = np.where(ha, PASS, FAIL)
+    else:
+        status[:] = FAIL
+        status[hf & ~useless] = PASS
+        status[useless] = DOUBT
+        status[fd.kink & in_bracket] = KINK
+        status[fd.kink & ~in_bracket] = DOUBT
+        out.tolerance = tol_fd
+    if fd is not None and ad is None:
+        out.notes.append("checked by finite differences alone (JAX could not trace this code)")
+    if tau == TAU_FLOAT32:
+        out.notes.append("float32 values: judged to 1e-4 relative; float32 gradients are only "
+                         "good to ~1e-4")
+    return out
