@@ -214,7 +214,8 @@ def check_network(
                 est = None
                 if mode == "exhaustive":
                     if term == "dW":
-                        cb = (lambda done, k=k, n=int(np.prod(shape)):
+                        total = int(np.prod(shape))
+                        cb = (lambda done, k=k, n=total:
                               progress(f"layer {k} dW", done, n)) if progress else None
                         est = network_fd.weight_fd(weights, trace.xs, trace.vs, trace.ys, t,
                                                    acts, loss, k, progress=cb)

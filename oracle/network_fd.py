@@ -203,7 +203,9 @@ def loss_fd(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -
     return estimate(values, h.reshape(-1)).reshape(y.shape)
 
 
-def activation_fd(act: Activation, v: np.ndarray, g: np.ndarray) -> tuple[FDEstimate, FDEstimate | None]:
+def activation_fd(
+    act: Activation, v: np.ndarray, g: np.ndarray
+) -> tuple[FDEstimate, FDEstimate | None]:
     """FD estimates for an activation at ``v (B, m)`` with upstream ``g = dE/dY (B, m)``.
 
     Returns:
