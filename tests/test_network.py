@@ -1,0 +1,276 @@
+"""Network construction, hand-computed passes, shapes of everything returned, initialisation."""
+
+import numpy as np
+import pytest
+
+from reference import Activation, Network
+
+
+def targets_for(loss, batch, n_out, rng):
+    if loss == "cross_entropy":
+        return rng.integers(0, n_out, size=batch)
+    if loss == "binary_cross_entropy":
+        return rng.uniform(0.0, 1.0, size=(batch, n_out))
+    return rng.normal(size=(batch, n_out))
+
+
+# --- a two-layer network worked out on paper -----------------------------------------------------
+
+
+def hand_network():
+    # layer 0: relu, W0 = [[1, -1], [2, 0]] with bias row [0.5, 0]; layer 1: identity,
+    # W1 = [[1], [3]] with bias row [-1].
+    net = Network([2, 2, 1], ["relu", "identity"], "mse", seed=0)
+    net.weights = [
+        np.array([[1.0, -1.0], [2.0, 0.0], [0.5, 0.0]]),
+        np.array([[1.0], [3.0], [-1.0]]),
+    ]
+    return net
+
+
+def test_forward_of_a_hand_built_network_uses_the_last_row_as_the_bias():
+    net = hand_network()
+    # x = [1, 1]:  V0 = [1 + 2 + 0.5, -1 + 0 + 0] = [3.5, -1] -> relu [3.5, 0] -> 3.5 - 1 = 2.5
+    # x = [0, -1]: V0 = [-2 + 0.5, 0] = [-1.5, 0] -> relu [0, 0] -> -1
+    y = net.forward(np.array([[1.0, 1.0], [0.0, -1.0]]))
+    np.testing.assert_array_equal(y, [[2.5], [-1.0]])  # small dyadic numbers: exact
+
+
+def test_gradients_of_a_hand_built_network_take_their_hand_values():
+    net = hand_network()
+    x, t = np.array([[1.0, 1.0]]), np.array([[0.0]])
+    e, dw, dx = net.gradients(x, t)
+    # Y = 2.5, E = 2.5^2 / 2; dE/dY = dE/dV1 = 2.5; dW1 = [3.5, 0, 1] * 2.5 (eq 8, X~ = [y0, 1]);
+    # dE/dY0 = 2.5 * W1[:-1]^T = [2.5, 7.5] (eq 11, no bias); dV0 = [2.5, 7.5] * relu'([3.5, -1])
+    # = [2.5, 0]; dW0 = [1, 1, 1]^T [2.5, 0]; dX = dV0 W0[:-1]^T = [2.5, 5].
+    assert e == 3.125
+    np.testing.assert_array_equal(dw[1], [[8.75], [0.0], [2.5]])
+    np.testing.assert_array_equal(dw[0], [[2.5, 0.0], [2.5, 0.0], [2.5, 0.0]])
+    np.testing.assert_array_equal(dx, [[2.5, 5.0]])
+
+
+def test_a_step_returns_the_loss_before_it_and_moves_every_weight_by_minus_lr_times_its_gradient():
+    net = hand_network()
+    e = net.step(np.array([[1.0, 1.0]]), np.array([[0.0]]), lr=0.1)
+    assert e == 3.125
+    # W - 0.1 dW with dW from the previous test; 0.1 * 8.75 etc. round once: 1 ulp.
+    np.testing.assert_allclose(net.weights[1], [[0.125], [3.0], [-1.25]], rtol=1e-15)
+    np.testing.assert_allclose(net.weights[0], [[0.75, -1.0], [1.75, 0.0], [0.25, 0.0]],
+                               rtol=1e-15)
+
+
+def test_a_step_lowers_the_loss_of_its_batch_for_a_small_learning_rate():
+    net = hand_network()
+    x, t = np.array([[1.0, 1.0]]), np.array([[0.0]])
+    before = net.step(x, t, lr=0.01)
+    assert net.loss(x, t) < before
+
+
+# --- shapes ------------------------------------------------------------------------------------
+
+CONFIGS = [
+    pytest.param([4, 3, 2], ["tanh", "identity"], "mse", (5, 4), id="mse-flat"),
+    pytest.param([9, 5, 3], ["relu", "softmax"], "cross_entropy", (6, 3, 3), id="ce-3x3"),
+    pytest.param([6, 2], ["sigmoid"], "binary_cross_entropy", (1, 2, 3), id="bce-single"),
+    pytest.param([2, 4, 4, 1], ["elu", "gelu", "identity"], "mse", (1, 2), id="mse-deep"),
+]
+
+
+@pytest.mark.parametrize(("sizes", "acts", "loss", "x_shape"), CONFIGS)
+def test_forward_returns_one_float64_row_per_sample(sizes, acts, loss, x_shape, rng):
+    net = Network(sizes, acts, loss, seed=1)
+    y = net.forward(rng.normal(size=x_shape))
+    assert y.shape == (x_shape[0], sizes[-1])
+    assert y.dtype == np.float64
+
+
+@pytest.mark.parametrize(("sizes", "acts", "loss", "x_shape"), CONFIGS)
+def test_gradients_return_a_float_and_arrays_shaped_like_the_weights_and_the_input(
+    sizes, acts, loss, x_shape, rng
+):
+    net = Network(sizes, acts, loss, seed=1)
+    x = rng.normal(size=x_shape)
+    e, dw, dx = net.gradients(x, targets_for(loss, x_shape[0], sizes[-1], rng))
+    assert type(e) is float and np.isfinite(e)
+    assert len(dw) == len(net.weights) == len(sizes) - 1
+    for k, (g, w) in enumerate(zip(dw, net.weights)):
+        assert g.shape == w.shape == (sizes[k] + 1, sizes[k + 1])
+        assert g.dtype == np.float64
+    assert dx.shape == x_shape
+    assert dx.dtype == np.float64
+
+
+@pytest.mark.parametrize(("sizes", "acts", "loss", "x_shape"), CONFIGS)
+def test_the_trace_holds_every_term_of_every_layer_with_its_documented_shape(
+    sizes, acts, loss, x_shape, rng
+):
+    net = Network(sizes, acts, loss, seed=1)
+    x = rng.normal(size=x_shape)
+    t = targets_for(loss, x_shape[0], sizes[-1], rng)
+    tr = net.trace(x, t)
+    b, n_layers = x_shape[0], len(sizes) - 1
+    for field in ("xs", "vs", "ys", "gs", "dvs", "dws", "dxs"):
+        assert len(getattr(tr, field)) == n_layers, field
+    for k in range(n_layers):
+        out = (b, sizes[k + 1])
+        assert tr.xs[k].shape == (b, sizes[k])
+        assert tr.vs[k].shape == tr.ys[k].shape == tr.dvs[k].shape == out
+        assert tr.dws[k].shape == (sizes[k] + 1, sizes[k + 1])
+        assert tr.dxs[k].shape == (b, sizes[k])
+        if k + 1 < n_layers:
+            np.testing.assert_array_equal(tr.xs[k + 1], tr.ys[k])  # layer k feeds layer k+1
+    fused = loss != "mse"
+    for k in range(n_layers):
+        if fused and k == n_layers - 1:
+            assert tr.gs[k] is None  # the fused output goes from the loss straight to dE/dV
+        else:
+            assert tr.gs[k].shape == (b, sizes[k + 1])
+    np.testing.assert_array_equal(tr.ys[-1], net.forward(x))
+    assert tr.loss == net.loss(x, t)
+
+
+def test_the_trace_skips_the_input_gradient_when_it_is_not_needed(rng):
+    net = Network([3, 4, 2], ["tanh", "identity"], "mse", seed=0)
+    tr = net.trace(rng.normal(size=(5, 3)), rng.normal(size=(5, 2)), need_input_grad=False)
+    assert tr.dxs[0] is None
+    assert tr.dxs[1].shape == (5, 4)
+
+
+def test_gradients_of_a_per_sample_shaped_input_equal_those_of_its_flattened_form(rng):
+    net = Network([9, 4, 2], ["tanh", "identity"], "mse", seed=0)
+    x, t = rng.normal(size=(3, 3, 3)), rng.normal(size=(3, 2))
+    e1, dw1, dx1 = net.gradients(x, t)
+    e2, dw2, dx2 = net.gradients(x.reshape(3, 9), t)
+    assert dx1.shape == (3, 3, 3)
+    assert e1 == e2
+    np.testing.assert_array_equal(dx1.reshape(3, 9), dx2)  # same numbers, only reshaped
+    for a, b in zip(dw1, dw2):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+
+def test_weights_have_the_documented_shapes_and_dtype():
+    net = Network([4, 7, 3, 2], ["tanh", "relu", "identity"], "mse", seed=0)
+    assert [w.shape for w in net.weights] == [(5, 7), (8, 3), (4, 2)]
+    assert all(w.dtype == np.float64 for w in net.weights)
+
+
+def test_assigned_weights_are_copied_and_converted_to_float64():
+    net = Network([2, 1], ["identity"], "mse", seed=0)
+    mine = [np.array([[1.0], [2.0], [3.0]], dtype=np.float32)]
+    net.weights = mine
+    mine[0][0, 0] = 99.0
+    assert net.weights[0].dtype == np.float64
+    np.testing.assert_array_equal(net.weights[0], [[1.0], [2.0], [3.0]])
+
+
+def test_a_weight_edited_in_place_is_used_by_the_next_forward():
+    net = Network([1, 1], ["identity"], "mse", seed=0)
+    net.weights[0][...] = [[2.0], [1.0]]
+    np.testing.assert_array_equal(net.forward(np.array([[3.0]])), [[7.0]])  # 2 * 3 + 1
+
+
+# --- initialisation ------------------------------------------------------------------------------
+
+INITS = ["glorot", "he", "uniform"]
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_the_same_seed_gives_bit_identical_weights(init):
+    a = Network([5, 8, 3], ["tanh", "identity"], seed=7, init=init)
+    b = Network([5, 8, 3], ["tanh", "identity"], seed=7, init=init)
+    for wa, wb in zip(a.weights, b.weights):
+        assert wa.tobytes() == wb.tobytes()
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_different_seeds_give_different_weights(init):
+    a = Network([5, 8, 3], ["tanh", "identity"], seed=7, init=init)
+    b = Network([5, 8, 3], ["tanh", "identity"], seed=8, init=init)
+    for wa, wb in zip(a.weights, b.weights):
+        assert not np.array_equal(wa[:-1], wb[:-1])
+
+
+def test_the_default_init_is_glorot():
+    a = Network([5, 3], ["tanh"], seed=3)
+    b = Network([5, 3], ["tanh"], seed=3, init="glorot")
+    c = Network([5, 3], ["tanh"], seed=3, init="uniform")
+    assert a.weights[0].tobytes() == b.weights[0].tobytes()
+    assert a.weights[0].tobytes() != c.weights[0].tobytes()
+
+
+N_IN, N_OUT = 300, 200  # 60000 entries: sample moments accurate to ~1/sqrt(60000) = 0.4 %
+
+
+def test_glorot_weights_fill_plus_minus_sqrt_6_over_fan_sum_and_the_bias_row_is_zero():
+    w = Network([N_IN, N_OUT], ["tanh"], seed=0, init="glorot").weights[0]
+    a = np.sqrt(6.0 / (N_IN + N_OUT))
+    np.testing.assert_array_equal(w[-1], 0.0)
+    assert np.all(np.abs(w[:-1]) <= a)
+    # The max of 60000 uniform draws is within a * 1e-3 of the bound with probability
+    # 1 - (1 - 5e-4)^60000 ~ 1 - 1e-13, so a bound that is too small is caught.
+    assert w[:-1].max() > 0.999 * a and w[:-1].min() < -0.999 * a
+    # U(-a, a) has std a/sqrt(3); the sample std is within 2 % (about 7 standard errors).
+    assert np.std(w[:-1]) == pytest.approx(a / np.sqrt(3.0), rel=0.02)
+
+
+def test_he_weights_have_std_sqrt_2_over_fan_in_and_the_bias_row_is_zero():
+    w = Network([N_IN, N_OUT], ["relu"], seed=0, init="he").weights[0]
+    np.testing.assert_array_equal(w[-1], 0.0)
+    std = np.sqrt(2.0 / N_IN)
+    # Sample std of 60000 normal draws: standard error 1/sqrt(2N) = 0.3 %; 2 % is ~7 of them.
+    assert np.std(w[:-1]) == pytest.approx(std, rel=0.02)
+    # Sample mean: standard error std/sqrt(N); 7 of them.
+    assert abs(np.mean(w[:-1])) < 7 * std / np.sqrt(w[:-1].size)
+    # A normal's tails: some draws beyond 3 std (expected 162 of 60000), none beyond 7 std.
+    assert np.any(np.abs(w[:-1]) > 3 * std)
+    assert np.all(np.abs(w[:-1]) < 7 * std)
+
+
+def test_uniform_weights_and_biases_lie_in_minus_half_to_half():
+    w = Network([N_IN, N_OUT], ["tanh"], seed=0, init="uniform").weights[0]
+    assert np.all(w >= -0.5) and np.all(w < 0.5)
+    assert np.any(w[-1] != 0.0)  # the bias row is drawn too, as in the original program
+    assert w.max() > 0.499 and w.min() < -0.499  # as for glorot: 60000 draws reach the ends
+
+
+def test_an_unknown_init_is_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match="unknown init 'xavier'; expected one of: glorot, he, "
+                                         "uniform"):
+        Network([2, 1], ["tanh"], init="xavier")
+
+
+# --- custom activations anywhere a name goes ----------------------------------------------------
+
+
+def cube():
+    return Activation("cube", lambda v: v**3, lambda v: 3.0 * v**2)
+
+
+def test_a_custom_activation_works_as_the_output_layer():
+    net = Network([1, 1], [cube()], "mse", seed=0)
+    net.weights = [np.array([[2.0], [1.0]])]
+    x, t = np.array([[1.0]]), np.array([[0.0]])
+    assert net.forward(x)[0, 0] == 27.0  # (2 * 1 + 1)^3
+    e, dw, dx = net.gradients(x, t)
+    # E = 27^2/2; dE/dV = 27 * 3 * 3^2 = 729; dW = [1, 1] * 729; dX = 729 * 2
+    assert e == 364.5
+    np.testing.assert_array_equal(dw[0], [[729.0], [729.0]])
+    np.testing.assert_array_equal(dx, [[1458.0]])
+
+
+def test_a_custom_activation_mixes_with_named_ones_in_hidden_layers_and_trains(rng):
+    act = Activation("soft_sign", lambda v: v / (1 + abs(v)), lambda v: 1 / (1 + abs(v)) ** 2)
+    net = Network([3, 6, 6, 2], [act, "tanh", "softmax"], "cross_entropy", seed=0)
+    assert net.activations[0] is act
+    x, labels = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
+    history = net.fit(x, labels, epochs=30, lr=0.5, seed=0)
+    assert history[-1] < history[0]
+
+
+def test_a_custom_activation_cannot_stand_in_for_softmax_under_cross_entropy():
+    fake = Activation("softmax", lambda v: v, lambda v: np.ones_like(v))
+    with pytest.raises(ValueError, match="needs the last activation to be 'softmax'"):
+        Network([2, 2], [fake], "cross_entropy")
