@@ -1,0 +1,299 @@
+"""``python -m oracle``: the oracle's checks from the shell, for people and for CI.
+
+Subcommands (each has ``--help`` with an example)::
+
+    check       a whole network, given by flags, a JSON config or a saved .npz network
+    activation  a built-in activation's derivative (check_activation)
+    loss        a built-in loss's derivative (check_loss)
+
+Without a subcommand, ``check`` is meant: ``python -m oracle --sizes 4,8,3`` works.
+
+Exit status: 0 every gradient agrees; 1 a gradient is wrong (the report says where); 2 bad usage
+or bad input (one line on stderr, no traceback). ``--json`` prints ``report.to_json()``.
+
+A new subcommand is one ``_add_<name>`` function (its arguments) and one ``_run_<name>``
+function (it returns a Report), registered in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["main"]
+
+PROG = "python -m oracle"
+DEFAULTS = {"sizes": "4,8,3", "loss": "mse", "seed": 0, "init": "glorot"}
+"""Network options used when neither a flag nor the config file gives them."""
+DEFAULT_BATCH = 5
+
+OUTPUT_ACTIVATION = {"mse": "identity", "cross_entropy": "softmax",
+                     "binary_cross_entropy": "sigmoid"}
+"""The default last activation for each loss (hidden layers default to tanh)."""
+
+CONFIG_KEYS = ("sizes", "activations", "loss", "batch", "seed", "init")
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line on stderr (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+# --- check ---------------------------------------------------------------------------------
+
+CHECK_EXAMPLES = f"""\
+examples:
+  {PROG} check --sizes 4,8,3 --activations tanh,softmax --loss cross_entropy --batch 5
+  {PROG} check --config net.json          # {{"sizes": [4, 8, 3], "loss": "mse", ...}}
+  {PROG} check --network net.npz --data data.npz --json
+  {PROG} --sizes 2,3,1                     # the subcommand defaults to check
+
+Without --data, X is drawn from a seeded normal and T is valid for the loss: integer labels
+(cross_entropy), uniform [0, 1] (binary_cross_entropy) or normal (mse).
+"""
+
+
+def _add_check(parser: argparse.ArgumentParser) -> None:
+    net = parser.add_argument_group("the network (one of --sizes, --config, --network)")
+    net.add_argument("--sizes", help="layer sizes n0,n1,...,nL (default 4,8,3)")
+    net.add_argument("--activations",
+                     help="L names, comma-separated (default tanh for hidden layers and "
+                          "the loss's own output activation: identity, softmax or sigmoid)")
+    net.add_argument("--loss", choices=sorted(OUTPUT_ACTIVATION), help="default mse")
+    net.add_argument("--init", choices=("glorot", "he", "uniform"), help="default glorot")
+    net.add_argument("--config", metavar="FILE.json",
+                     help=f"JSON object with any of the keys {', '.join(CONFIG_KEYS)}; "
+                          "flags given as well override it")
+    net.add_argument("--network", metavar="FILE.npz", help="a network saved by Network.save")
+    data = parser.add_argument_group("the data")
+    data.add_argument("--data", metavar="FILE.npz", help=".npz holding arrays X and T")
+    data.add_argument("--batch", type=int,
+                      help=f"samples drawn when there is no --data ({DEFAULT_BATCH})")
+    data.add_argument("--seed", type=int,
+                      help="seeds the weights and the drawn data, separately (default 0)")
+    parser.add_argument("--fd", choices=("auto", "exhaustive", "directional", "none"),
+                        default="auto", help="finite differences: every entry (exhaustive), "
+                        "random directions, none (JAX only), or auto (default)")
+    _add_output_flags(parser)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    """Network options: defaults < config file < flags."""
+    given = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k) is not None}
+    config = {}
+    if args.config is not None:
+        if args.network is not None:
+            raise UsageError("--config and --network exclude each other")
+        config = _read_config(args.config)
+    if args.network is not None:
+        clash = [f"--{k}" for k in ("sizes", "activations", "loss", "init") if k in given]
+        if clash:
+            raise UsageError(f"--network gives the whole network; drop {', '.join(clash)}")
+    options = {**DEFAULTS, **config, **given}
+    if isinstance(options["sizes"], str):
+        options["sizes"] = _int_list(options["sizes"], "sizes")
+    if isinstance(options.get("activations"), str):
+        options["activations"] = [a.strip() for a in options["activations"].split(",")]
+    if options.get("batch") is not None:
+        _require_int(options["batch"], "batch", 1, "a positive int")
+    _require_int(options["seed"], "seed", 0, "a non-negative int")
+    return options
+
+
+def _require_int(value: object, what: str, least: int, kind: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise UsageError(f"{what} must be {kind}, got {value!r}")
+
+
+def _read_config(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"config {path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"config {path} must hold a JSON object, got {type(config).__name__}")
+    if "layer_sizes" in config and "sizes" not in config:  # the name Network.save uses
+        config["sizes"] = config.pop("layer_sizes")
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise UsageError(f"config {path}: unknown keys {unknown}; expected any of "
+                         f"{list(CONFIG_KEYS)}")
+    return config
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{what} must be comma-separated ints like 4,8,3, got {text!r}") from None
+
+
+def _build_network(options: dict, path: str | None):
+    from reference import Network
+
+    if path is not None:
+        return Network.load(path)
+    sizes, loss = options["sizes"], options["loss"]
+    acts = options.get("activations")
+    if acts is None:
+        hidden = max(len(sizes) - 2, 0) if isinstance(sizes, list) else 0
+        acts = ["tanh"] * hidden + [OUTPUT_ACTIVATION.get(loss, "identity")]
+    return Network(sizes, acts, loss, seed=options["seed"], init=options["init"])
+
+
+def _data(net, path: str | None, batch: int | None, seed: int, batch_flag: bool):
+    if path is not None:
+        if batch_flag:
+            raise UsageError("--batch and --data exclude each other (the data sets the batch)")
+        try:
+            z = np.load(path, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise UsageError(f"data {path} is a single array; expected an .npz archive "
+                                 "with arrays X and T (numpy.savez(path, X=..., T=...))")
+            with z:
+                missing = [k for k in ("X", "T") if k not in z.files]
+                if missing:
+                    raise UsageError(f"data {path} lacks array(s) {missing}; found {z.files}")
+                return z["X"], z["T"]
+        except OSError as exc:
+            raise UsageError(f"cannot read data {path}: {exc.strerror or exc}") from None
+        except (ValueError, EOFError) as exc:  # not an archive, or arrays of Python objects
+            raise UsageError(f"cannot read data {path} as an .npz archive of numeric arrays "
+                             f"X and T ({exc})") from None
+    # A stream of its own, so the data does not repeat the draws of the weights' seed.
+    rng = np.random.default_rng([seed, 1])
+    batch = DEFAULT_BATCH if batch is None else batch
+    n0, n_out = net.layer_sizes[0], net.layer_sizes[-1]
+    x = rng.normal(size=(batch, n0))
+    loss = net.loss_function.name
+    if loss == "cross_entropy":
+        t = rng.integers(0, n_out, size=batch)
+    elif loss == "binary_cross_entropy":
+        t = rng.uniform(size=(batch, n_out))
+    else:
+        t = rng.normal(size=(batch, n_out))
+    return x, t
+
+
+def _run_check(args: argparse.Namespace):
+    from oracle import check_network
+
+    options = _options(args)
+    net = _build_network(options, args.network)
+    x, t = _data(net, args.data, options.get("batch"), options["seed"], args.batch is not None)
+    with np.errstate(all="ignore"):  # an overflowing forward is reported as bad input, once
+        return check_network(net, x, t, strict=args.strict, fd=args.fd)
+
+
+# --- activation, loss ----------------------------------------------------------------------
+
+
+def _add_activation(parser: argparse.ArgumentParser) -> None:
+    from reference import ACTIVATIONS
+
+    parser.add_argument("name", choices=list(ACTIVATIONS), metavar="NAME",
+                        help=f"one of: {', '.join(ACTIVATIONS)}")
+    _add_output_flags(parser)
+
+
+def _run_activation(args: argparse.Namespace):
+    from oracle import check_activation
+
+    return check_activation(args.name, strict=args.strict)
+
+
+def _add_loss(parser: argparse.ArgumentParser) -> None:
+    from reference import LOSSES
+
+    parser.add_argument("name", choices=list(LOSSES), metavar="NAME",
+                        help=f"one of: {', '.join(LOSSES)}")
+    _add_output_flags(parser)
+
+
+def _run_loss(args: argparse.Namespace):
+    from oracle import check_loss
+
+    return check_loss(args.name, strict=args.strict)
+
+
+# --- shared --------------------------------------------------------------------------------
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_argument_group("verdict and output")
+    out.add_argument("--strict", action="store_true",
+                     help="count 'doubt' (the check itself unsure) as a failure")
+    out.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
+    out.add_argument("--quiet", action="store_true", help="print the headline only")
+
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable, str]
+COMMANDS: dict[str, Command] = {
+    "check": ("check every term of a network's hand-derived backward pass",
+              _add_check, _run_check, CHECK_EXAMPLES),
+    "activation": ("check a built-in activation's derivative against JAX and FD",
+                   _add_activation, _run_activation,
+                   f"example:\n  {PROG} activation relu --json\n"),
+    "loss": ("check a built-in loss's derivative against JAX and FD",
+             _add_loss, _run_loss, f"example:\n  {PROG} loss cross_entropy\n"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Check hand-derived gradients against JAX autodiff and finite differences. "
+                    "Exit status: 0 all agree, 1 a gradient is wrong, 2 bad usage or input.",
+        epilog=f"example:\n  {PROG} check --sizes 4,8,3 --activations tanh,softmax "
+               f"--loss cross_entropy\nrun '{PROG} COMMAND --help' for a command's options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (summary, add, _, examples) in COMMANDS.items():
+        add(sub.add_parser(name, help=summary, description=summary, epilog=examples,
+                           formatter_class=argparse.RawDescriptionHelpFormatter))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 agree, 1 wrong gradient, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "check")  # the default subcommand
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            where = " ".join(filter(None, [PROG, args.command]))
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see {where} --help)")
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        report = COMMANDS[args.command][2](args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError) as exc:  # refused input, with the library's message
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(report.to_json(indent=2))
+    elif args.quiet:
+        print(report.headline)
+    else:
+        print(report)
+    return 0 if report.ok else 1
