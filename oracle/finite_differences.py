@@ -7,7 +7,9 @@ Every derivative is estimated from a five-point stencil ``f(x + k h)``, k = -2..
   truncation error is bounded by ``|D(h) - D(2h)| / 3`` (the error of D(h), which R improves on);
 - the round-off level ``sigma`` of f is *measured*: the fourth difference
   ``f(-2) - 4 f(-1) + 6 f(0) - 4 f(1) + f(2)`` is h^4 f'''' (negligible) plus noise of standard
-  deviation sqrt(70) sigma; floored at eps |f|. R's round-off is about ``sigma / h``;
+  deviation sqrt(70) sigma; floored at eps |f|. R's round-off is about ``sigma / h``, taken as
+  the larger of the entry's own and the median over all entries of the call (one sample of the
+  noise can be small by chance);
 - the step is ``h = cbrt(eps) * max(1, |x|)`` snapped to a power of two, so that ``x +- h`` and
   ``x +- 2h`` are exact in floating point (cbrt(eps) balances truncation h^2 against round-off
   eps/h for the central difference);
@@ -98,8 +100,10 @@ def estimate(values: np.ndarray, h: np.ndarray) -> FDEstimate:
     magnitude = np.max(np.abs(values), axis=-1)
     fourth = np.abs(fm2 - 4 * fm1 + 6 * f0 - 4 * fp1 + fp2)
     sigma = np.maximum(fourth / np.sqrt(70.0), EPS * magnitude)
-    roundoff = NOISE_SIGMAS * sigma / h
-    error = truncation + roundoff
+    # One fourth difference is a single sample of the noise and can be near zero by chance;
+    # the entries of one term share their rounding behaviour, so the round-off of the
+    # derivative (sigma / h) is also pooled: the median over the call's entries (robust to
+    # an outlier such as an undetected kink), kinks left out.
 
     # One-sided slopes left to right; their consecutive differences are ~h f'' on smooth f.
     slopes = np.stack([(fm1 - fm2) / h, (f0 - fm1) / h, (fp1 - f0) / h, (fp2 - fp1) / h], -1)
@@ -119,6 +123,12 @@ def estimate(values: np.ndarray, h: np.ndarray) -> FDEstimate:
     slack = np.sqrt(2.0) * ROUNDOFF_BOUND * EPS * magnitude / h
     lo = np.min(slopes, axis=-1) - slack
     hi = np.max(slopes, axis=-1) + slack
+
+    per_entry = sigma / h
+    smooth = per_entry[~kink]
+    pooled = float(np.median(smooth)) if smooth.size else 0.0
+    roundoff = NOISE_SIGMAS * np.maximum(per_entry, pooled)
+    error = truncation + roundoff
     return FDEstimate(richardson, error, kink, lo, hi, d1, h.copy())
 
 

@@ -49,7 +49,8 @@ TAU_FLOAT32 = 1e-4
 RHO = 1e-3
 SAFETY = 4.0
 FD_USELESS = 1e-2
-"""An FD estimate whose error exceeds 1% of the value's scale cannot confirm anything."""
+"""An FD estimate whose error exceeds 1% of the term's scale (plus the entry's own size)
+cannot confirm anything: the entry is in doubt unless another rule settles it."""
 
 PASS, FAIL, KINK, DOUBT = "pass", "FAIL", "kink", "doubt"
 _ORDER = {PASS: 0, KINK: 1, DOUBT: 2, FAIL: 3}
@@ -154,7 +155,9 @@ def judge(
         )
         out.err_fd = float(np.max(np.abs(got - fd.value), initial=0))
         out.tol_fd = float(np.max(tol_fd, initial=0))
-        useless = fd.error > FD_USELESS * (base + floor)
+        # (With every value exactly 0 the scale is 0 and FD only has to confirm zero within
+        # its own error, which the comparisons below do.)
+        useless = (fd.error > FD_USELESS * (base + scale)) & (scale > 0)
     if ad is not None and fd is not None:
         af = np.abs(ad - fd.value) <= tol_fd
         out.err_ad_fd = float(np.max(np.abs(ad - fd.value), initial=0))
