@@ -70,6 +70,32 @@ def _bad(path: str, why: str) -> ValueError:
     return ValueError(f"{path} is not a valid simple-net file: {why}")
 
 
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, read without pickle; the file is closed on any error."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+        if magic == b"\x93NUMPY":
+            raise _bad(path, "it holds a single .npy array, expected an .npz archive")
+        if not magic.startswith(b"PK"):
+            raise _bad(path, "expected an .npz (zip) archive")
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as z:
+                arrays = {}
+                for name in z.files:
+                    value = z[name]
+                    if not isinstance(value, np.ndarray):
+                        raise _bad(path, f"entry {name!r} is not a .npy array")
+                    arrays[name] = value
+        except ValueError as exc:
+            if "is not a valid simple-net file" in str(exc):
+                raise
+            raise _bad(path, f"numpy refused an entry ({exc})") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise _bad(path, f"cannot read it as .npz ({exc})") from None
+    return arrays
+
+
 def load_network(path: str | os.PathLike) -> Network:
     """Read a network written by ``save_network``.
 
@@ -82,17 +108,7 @@ def load_network(path: str | os.PathLike) -> Network:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no network file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise _bad(path, "expected an .npz archive, got a single .npy array")
-            arrays = {name: z[name] for name in z.files}
-    except ValueError as exc:
-        if "is not a valid simple-net file" in str(exc):
-            raise
-        raise _bad(path, f"numpy refused it ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise _bad(path, f"cannot read it as .npz ({exc})") from None
+    arrays = _read_npz(path)
 
     raw = arrays.pop("config", None)
     if raw is None or raw.shape != () or raw.dtype.kind != "U":
@@ -103,7 +119,7 @@ def load_network(path: str | os.PathLike) -> Network:
         raise _bad(path, f"config is not valid JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise _bad(path, f"config has no format tag {FORMAT!r}")
-    if config.get("version") != VERSION:
+    if type(config.get("version")) is not int or config["version"] != VERSION:
         raise _bad(path, f"unsupported version {config.get('version')!r}, expected {VERSION}")
     for key, kind in (("layer_sizes", list), ("activations", list), ("loss", str), ("init", str)):
         if not isinstance(config.get(key), kind):

@@ -145,7 +145,7 @@ def check_targets(t: object, loss: Loss, batch: int, n_out: int) -> np.ndarray:
             i = int(np.argmax(off))
             raise ValueError(
                 f"cross_entropy target rows must sum to 1 (one-hot or probabilities), "
-                f"row {i} sums to {sums[i]!r}"
+                f"row {i} sums to {float(sums[i])}"
             )
     return arr
 

@@ -165,8 +165,6 @@ def test_a_binary_cross_entropy_target_outside_0_1_is_refused_and_changes_nothin
         CALLS_WITH_T[call](bce_net, good_x(), t)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the row-sum message shows the numpy repr "
-                   "'np.float64(0.9)' instead of the number 0.9 (validation.check_targets uses !r)")
 def test_the_row_sum_message_shows_a_plain_number_not_a_numpy_repr(ce_net):
     t = with_entry(np.eye(3)[[0, 1, 2, 0, 1]], (2, 2), 0.9)
     with pytest.raises(ValueError, match=r"row 2 sums to 0\.9$"):
