@@ -158,7 +158,14 @@ def stencil_loop(
         original = flat[i]
         for col, k in ((0, -2), (1, -1), (3, 1), (4, 2)):
             flat[i] = original + k * steps[i]
-            out[i, col] = float(f(flat.reshape(x.shape)))
+            value = float(f(flat.reshape(x.shape)))
+            if not np.isfinite(value):
+                raise ValueError(
+                    f"f is {value} at x + {k} h e_{i} (entry {i} moved from {original!r} to "
+                    f"{flat[i]!r}, h = {steps[i]:.3g}): finite differences need f finite "
+                    "around x"
+                )
+            out[i, col] = value
         flat[i] = original
         if progress is not None:
             progress(i)

@@ -85,22 +85,30 @@ def check_gradient(
     if arr.dtype == np.float32:
         warnings.warn(FLOAT32_WARNING, UserWarning, stacklevel=2)
         notes.append(FLOAT32_WARNING)
-    x64 = arr.astype(np.float64)
-    f0 = _scalar(f(arr.copy()), "f(x)")
+    shape = arr.shape
+    work = arr.shape or (1,)  # a 0-d x is checked as one entry
+    x64 = arr.astype(np.float64).reshape(work)
+    _scalar(f(arr.copy()), "f(x)")
     got = np.asarray(grad(arr.copy()))
-    if got.shape != arr.shape:
-        raise ValueError(f"grad(x) must have x's shape {arr.shape}, got {got.shape}")
+    if got.shape != shape:
+        raise ValueError(f"grad(x) must have x's shape {shape}, got {got.shape}")
     if not np.issubdtype(got.dtype, np.floating):
         raise TypeError(f"grad(x) must return a float array, got dtype {got.dtype}")
     if not np.all(np.isfinite(got)):
         raise ValueError("grad(x) returned NaN/Inf")
-    del f0
+    if got.dtype == np.float32 and arr.dtype != np.float32:
+        message = ("grad(x) returned float32 for a float64 x: judged at float32 precision "
+                   "(~1e-4 relative); return float64 to be judged to 1e-9")
+        warnings.warn(message, UserWarning, stacklevel=2)
+        notes.append(message)
+    got = got.reshape(work)
 
     def f64(z: np.ndarray) -> float:
-        return _scalar(f(z), "f")
+        return float(np.asarray(f(z.reshape(shape)), dtype=np.float64).reshape(()))
 
     try:
-        ad = to_numpy(traceable(jax.grad(lambda z: jnp.reshape(f(z), ())), jnp.asarray(x64)))
+        ad = to_numpy(traceable(jax.grad(lambda z: jnp.reshape(f(jnp.reshape(z, shape)), ())),
+                                jnp.asarray(x64)))
     except UntraceableError as exc:
         ad = None
         notes.append(f"JAX could not trace f ({exc}); checked by finite differences alone")
@@ -108,14 +116,14 @@ def check_gradient(
     mode = fd if fd != "auto" else ("exhaustive" if arr.size <= max_exhaustive else "directional")
     if mode == "exhaustive":
         h = choose_steps(x64)
-        est = estimate(stencil_loop(f64, x64, h), h.reshape(-1)).reshape(arr.shape)
+        est = estimate(stencil_loop(f64, x64, h), h.reshape(-1)).reshape(work)
         verdicts = judge(got, ad, est)
         note = ""
     else:
         rng = np.random.default_rng(seed)
-        u = rng.normal(size=(directions, *arr.shape))
+        u = rng.normal(size=(directions, *work))
         u /= np.sqrt(np.sum(u.reshape(directions, -1) ** 2, axis=1)).reshape(
-            directions, *([1] * arr.ndim))
+            directions, *([1] * len(work)))
         h = float(choose_steps(np.array(np.max(np.abs(x64)))))
         est = estimate(np.stack([directional_stencil(f64, x64, d, h) for d in u]),
                        np.full(directions, h))
@@ -156,17 +164,30 @@ def check_activation(
     if act.elementwise:
         v = np.asarray(activation_points(act) if points is None else points, dtype=np.float64)
         v = v.reshape(1, -1)
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            y = act(v)
-            got = np.asarray(act.df(v), dtype=np.float64)
-        if not np.all(np.isfinite(y)) or not np.all(np.isfinite(got)):
-            raise ValueError(f"activation {act.name!r} gives NaN/Inf on the check points")
+        trouble: list[str] = []
+        old = np.seterrcall(lambda kind, flag: trouble.append(kind))
+        try:
+            with np.errstate(all="call", under="ignore"):
+                y = act(v)
+                got = np.asarray(act.df(v), dtype=np.float64)
+        finally:
+            np.seterrcall(old)
+        for what, values in (("f", y), ("df", got)):
+            bad = ~np.isfinite(values)
+            if np.any(bad):
+                raise ValueError(f"activation {act.name!r}: {what} is NaN/Inf at v = "
+                                 f"{v[bad][:5].tolist()}: use a numerically stable form")
+        if trouble:
+            notes.append(f"numpy reported {sorted(set(trouble))} while evaluating "
+                         f"{act.name!r} at the check points (down to +-1000): the results are "
+                         "finite, but a numerically stable form would avoid it")
         try:
             ad = autodiff.activation_derivative(act, v)
         except UntraceableError as exc:
             ad = None
             notes.append(f"JAX could not trace {act.name!r} ({exc}); finite differences alone")
-        _, deriv = activation_fd(act, v, np.ones_like(v))
+        with np.errstate(all="ignore"):
+            _, deriv = activation_fd(act, v, np.ones_like(v))
         verdicts = judge(got, ad, deriv)
         row = Row.from_verdicts(None, "derivative", "local", verdicts, name=act.name)
         if row.index:
@@ -174,9 +195,10 @@ def check_activation(
         rows = [row]
         # The backward must be G * act'(V): check it with a random G.
         g = rng.normal(size=v.shape)
-        rows.append(Row.from_verdicts(None, "activation", "local",
-                                      judge(act.backward(v, y, g), got * g), name=act.name,
-                                      note="backward(v, y, g) vs g * df(v)"))
+        with np.errstate(all="ignore"):  # already reported in the notes above
+            backward = act.backward(v, y, g)
+        rows.append(Row.from_verdicts(None, "activation", "local", judge(backward, got * g),
+                                      name=act.name, note="backward(v, y, g) vs g * df(v)"))
     else:
         v = rng.normal(scale=3.0, size=(6, 5))
         v[0] = [1000.0, -1000.0, 0.0, 999.0, 1.0]

@@ -88,6 +88,8 @@ class Row:
 
     def describe(self) -> str:
         """One sentence: what is wrong (or in doubt) here, with the worst entry."""
+        if not self.index and not np.isfinite(self.max_abs_err):
+            return f"{self.where} ({self.scope}): {self.note}"  # a wrong shape, an exception
         at = f" at v={self.at:.6g}" if self.at is not None else ""
         index = f" [{', '.join(map(str, self.index))}]" if self.index else ""
         what = "derivative" if self.term in ("activation", "loss", "derivative") else self.term
@@ -97,6 +99,15 @@ class Row:
             f"(got {self.got:.6g}, expected {self.expected:.6g}; "
             f"abs err {self.max_abs_err:.2e}, tolerance {self.tolerance:.2e})"
         )
+
+
+def _plain(value):
+    """A JSON-safe value: tuples as lists, NaN and Inf as None."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 @dataclass
@@ -155,13 +166,13 @@ class Report:
             "counts": {s: self.count(s) for s in (PASS, FAIL, KINK, DOUBT)},
             "notes": self.notes,
             "rows": [
-                {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(r).items()}
-                for r in self.rows
+                {k: _plain(v) for k, v in asdict(r).items()} for r in self.rows
             ],
         }
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), allow_nan=True, **kwargs)
+        """Strict JSON (non-finite numbers become null)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     def __str__(self) -> str:
         lines = [self.headline, f"{self.title}:"]

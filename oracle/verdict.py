@@ -48,6 +48,9 @@ TAU = 1e-9
 TAU_FLOAT32 = 1e-4
 RHO = 1e-3
 SAFETY = 4.0
+PROBLEM_FLOOR = 1e-6
+"""A term's scale is at least 1e-6 of its problem's scale: below that, 1e-6-relative errors
+of a term could not change any result that matters."""
 FD_USELESS = 1e-2
 """An FD estimate whose error exceeds 1% of the term's scale (plus the entry's own size)
 cannot confirm anything: the entry is in doubt unless another rule settles it."""
@@ -116,6 +119,7 @@ def judge(
     fd: FDEstimate | None = None,
     *,
     scale: float | None = None,
+    problem_scale: float = 0.0,
 ) -> EntryVerdicts:
     """Classify every entry of a hand-derived term against JAX and/or finite differences.
 
@@ -124,6 +128,9 @@ def judge(
         ad: JAX's values, same shape, or None when JAX could not trace the code.
         fd: finite-difference estimates, same shape, or None when not computed.
         scale: S, the term's scale; default the largest |JAX| (or |FD|) value.
+        problem_scale: the scale of the whole problem (e.g. the loss gradient of a network);
+            S is raised to at least ``PROBLEM_FLOOR`` times it, so an all-zero (or vanishing)
+            term is judged against something rather than against nothing.
     """
     if ad is None and fd is None:
         raise ValueError("judge needs at least one source of truth (JAX or finite differences)")
@@ -132,6 +139,7 @@ def judge(
     ref = np.asarray(ad, dtype=np.float64) if ad is not None else fd.value
     if scale is None:
         scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    scale = max(scale, PROBLEM_FLOOR * problem_scale)
     floor = RHO * scale
     status = np.full(got.shape, PASS, dtype=object)
     sources = tuple(s for s, v in (("jax", ad), ("fd", fd)) if v is not None)

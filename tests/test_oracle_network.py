@@ -279,18 +279,12 @@ def test_a_wrong_shape_is_a_failure_of_its_term_with_the_shapes_in_a_note(bug, s
     assert "wrong shape" in first.note and all(s in first.note for s in shapes), first.note
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (message): a wrong-shape row's headline says "
-                   "'dW wrong (got nan, expected nan; abs err inf, tolerance 0.00e+00)'; the "
-                   "shapes are only in a note")
 def test_a_wrong_shape_is_named_in_the_headline():
     report = check_network(hand_network([3, 5, 4, 2], ("dW transposed", 1)),
                            *data([3, 5, 4, 2]))
     assert "shape" in report.headline and "(4, 6)" in report.headline, report.headline
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (message): when the hand backward raises, the "
-                   "headline is 'backward wrong (got nan, expected nan; abs err inf, ...)'; the "
-                   "exception is only in a note")
 def test_a_backward_that_raises_is_named_in_the_headline():
     sizes = [3, 4, 5, 2]  # dv @ W[:-1] (4x5) then meets a (4, 4) layer: matmul raises
     report = check_network(hand_network(sizes, ("dX not transposed", 1)), *data(sizes))
@@ -298,9 +292,6 @@ def test_a_backward_that_raises_is_named_in_the_headline():
     assert "raised" in report.headline, report.headline
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (JSON): a wrong-shape row holds inf/nan, and "
-                   "report.to_json() writes them as Infinity/NaN, which strict JSON parsers "
-                   "(jq, JSON.parse) refuse")
 def test_the_json_of_a_wrong_shape_report_is_strict_json():
     import json
 
@@ -313,9 +304,6 @@ def test_the_json_of_a_wrong_shape_report_is_strict_json():
     json.loads(report.to_json(), parse_constant=refuse)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: check_network reads net._trace, not the public "
-                   "net.trace/gradients its docstring names: a subclass that overrides "
-                   "gradients() and trace() with a wrong dW gets 'OK'")
 def test_a_network_overriding_the_public_gradients_is_checked_through_them():
     class DoubledGradients(Network):
         def trace(self, X, T, *, need_input_grad=True):
@@ -394,14 +382,8 @@ def test_a_column_of_pre_activations_exactly_at_the_kink_is_a_kink_not_a_failure
     assert act_row.status == "kink" and act_row.kinks == 5  # one per sample of column 1
 
 
-ALL_ZERO_KINKS = pytest.mark.xfail(
-    strict=True, reason="BUG: in a term that is exactly 0 everywhere (scale 0), verdict.judge "
-    "never calls FD useless, so a stencil straddling relu's kink (FD error 0.12 on a value of "
-    "0.08) 'confirms' 0 and the entry is a pass: relu,relu at X = 0 reports no kink at all")
-
-
 @pytest.mark.parametrize("acts", [["relu", "identity"],
-                                  pytest.param(["relu", "relu"], marks=ALL_ZERO_KINKS),
+                                  ["relu", "relu"],
                                   ["leaky_relu", "tanh"]])
 def test_zero_inputs_with_zero_biases_put_every_unit_on_its_kink_and_never_fail(acts):
     sizes = [3, 4, 2]
@@ -460,17 +442,12 @@ def test_an_activation_whose_autodiff_is_wrong_puts_its_terms_in_doubt():
     assert all(r.status in ("pass", "doubt") for r in gradient_rows), str(report)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the step check compares W_new - W_old with -lr * "
-                   "JAX's dE/dW; when JAX's derivative is wrong (doubt) a right step FAILs")
 def test_a_right_step_is_not_failed_when_autodiff_is_in_doubt():
     sizes = [3, 4, 2]
     report = check_network(Network(sizes, [STE_TANH, "identity"]), *data(sizes))
     assert report.ok, report.headline
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: same cause: with relu'(0) = 1 (a valid convention) "
-                   "and V == 0 exactly, the step applies the hand dE/dW exactly yet FAILs "
-                   "against JAX's relu'(0) = 0")
 def test_a_step_applying_the_hand_gradient_at_a_kink_is_not_failed():
     relu = ACTIVATIONS["relu"]
     relu_1 = Activation("relu_d0_is_1", relu.f, lambda v: (v >= 0).astype(v.dtype), kinks=(0.0,))
@@ -508,9 +485,6 @@ def test_a_forward_pass_producing_nan_with_numpy_warnings_is_refused():
         check_network(Network(sizes, [LOG, "identity"]), *data(sizes))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with warnings as errors (this project's pytest "
-                   "config, common in CI) the forward's RuntimeWarning is caught by _hand_trace "
-                   "and reported as a FAIL verdict ('backward raised') instead of bad input")
 def test_a_nan_forward_under_warnings_as_errors_is_bad_input_not_a_wrong_gradient():
     sizes = [3, 4, 2]
     with pytest.raises(ValueError, match="NaN/Inf"):
