@@ -136,59 +136,79 @@ def judge(
         raise ValueError("judge needs at least one source of truth (JAX or finite differences)")
     tau = _tau_for(np.asarray(got))
     got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ad, dtype=np.float64) if ad is not None else fd.value
+    shape = got.shape
+    ad_given = ad is not None
+    # A source that is NaN/Inf at an entry (an unstable form under autodiff, a stencil
+    # leaving f's domain) does not take part in that entry's verdict.
+    ad_ok = np.isfinite(ad) if ad is not None else np.zeros(shape, bool)
+    fd_ok = np.isfinite(fd.value) & np.isfinite(fd.error) if fd is not None else np.zeros(
+        shape, bool)
+    ad = np.where(ad_ok, ad, 0.0) if ad is not None else np.zeros(shape)
+    fdv = np.where(fd_ok, fd.value, 0.0) if fd is not None else np.zeros(shape)
+    ref = np.where(ad_ok, ad, fdv)
     if scale is None:
-        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        scale = float(np.max(np.abs(ref), initial=0.0))
     scale = max(scale, PROBLEM_FLOOR * problem_scale)
     floor = RHO * scale
-    status = np.full(got.shape, PASS, dtype=object)
-    sources = tuple(s for s, v in (("jax", ad), ("fd", fd)) if v is not None)
-    out = EntryVerdicts(status, ref, got, np.abs(got - ref), np.zeros(got.shape), scale, sources)
+    sources = tuple(s for s, v in (("jax", ad_ok), ("fd", fd_ok)) if np.any(v))
+    out = EntryVerdicts(np.full(shape, FAIL, dtype=object), ref, got, np.abs(got - ref),
+                        np.zeros(shape), scale, sources)
 
-    if ad is not None:
-        ad = np.asarray(ad, dtype=np.float64)
-        tol_ad = tau * (np.abs(ad) + floor)
-        ha = np.abs(got - ad) <= tol_ad
-        out.err_ad, out.tol_ad = float(np.max(np.abs(got - ad), initial=0)), float(
-            np.max(tol_ad, initial=0)
-        )
-        out.tolerance = tol_ad
+    tol_ad = tau * (np.abs(ad) + floor)
+    ha = np.abs(got - ad) <= tol_ad
+    base = np.where(ad_ok, np.abs(ad), np.abs(fdv))
     if fd is not None:
-        base = np.abs(ad) if ad is not None else np.abs(fd.value)
-        tol_fd = SAFETY * fd.error + TAU * (base + floor)
-        hf = np.abs(got - fd.value) <= tol_fd
+        err = np.where(fd_ok, fd.error, np.inf)
+        tol_fd = SAFETY * err + TAU * (base + floor)
+        hf = np.abs(got - fdv) <= tol_fd
+        af = np.abs(ad - fdv) <= tol_fd
+        kinked = fd.kink & fd_ok
         # fd.lo/hi already carry the round-off slack; add only the relative tolerance.
         in_bracket = (got >= fd.lo - tau * (np.abs(fd.lo) + floor)) & (
-            got <= fd.hi + tau * (np.abs(fd.hi) + floor)
-        )
-        out.err_fd = float(np.max(np.abs(got - fd.value), initial=0))
-        out.tol_fd = float(np.max(tol_fd, initial=0))
+            got <= fd.hi + tau * (np.abs(fd.hi) + floor))
         # (With every value exactly 0 the scale is 0 and FD only has to confirm zero within
-        # its own error, which the comparisons below do.)
-        useless = (fd.error > FD_USELESS * (base + scale)) & (scale > 0)
-    if ad is not None and fd is not None:
-        af = np.abs(ad - fd.value) <= tol_fd
-        out.err_ad_fd = float(np.max(np.abs(ad - fd.value), initial=0))
-        settled = ha & af & ~useless  # FD confirms JAX: any flagged kink did no harm here
-        kink = fd.kink & ~settled
-        status[:] = FAIL
-        status[settled] = PASS
-        status[ha & ~settled] = DOUBT
-        status[~ha & ~af & hf] = DOUBT
-        # Kinks last: JAX agreeing (same convention) or a subgradient in the bracket.
-        status[kink & (ha | in_bracket)] = KINK
-        status[kink & ~ha & ~in_bracket] = FAIL
-    elif ad is not None:
-        status[:] = np.where(ha, PASS, FAIL)
+        # its own error, which the comparisons do.)
+        useless = (err > FD_USELESS * (base + scale)) & (scale > 0)
     else:
-        status[:] = FAIL
-        status[hf & ~useless] = PASS
-        status[useless] = DOUBT
-        status[fd.kink & in_bracket] = KINK
-        status[fd.kink & ~in_bracket] = DOUBT
-        out.tolerance = tol_fd
-    if fd is not None and ad is None:
+        tol_fd = np.full(shape, np.inf)
+        hf = af = kinked = in_bracket = useless = np.zeros(shape, bool)
+
+    status = out.status
+    both, ad_only, fd_only = ad_ok & fd_ok, ad_ok & ~fd_ok, fd_ok & ~ad_ok
+    # JAX and FD both present.
+    settled = ha & af & ~useless  # FD confirms JAX: any flagged kink did no harm here
+    kink = kinked & ~settled
+    status[both & settled] = PASS
+    status[both & ha & ~settled] = DOUBT
+    status[both & ~ha & ~af & hf] = DOUBT
+    status[both & kink & (ha | in_bracket)] = KINK  # JAX agrees (same convention) or subgradient
+    status[both & kink & ~ha & ~in_bracket] = FAIL
+    # JAX alone.
+    status[ad_only & ha] = PASS
+    # Finite differences alone.
+    status[fd_only & hf & ~useless] = PASS
+    status[fd_only & useless] = DOUBT
+    status[fd_only & kinked & in_bracket] = KINK
+    status[fd_only & kinked & ~in_bracket] = DOUBT
+    # Neither source usable at this entry.
+    status[~ad_ok & ~fd_ok] = DOUBT
+
+    out.tolerance = np.where(ad_ok, tol_ad, np.where(fd_ok, tol_fd, 0.0))
+    if np.any(ad_ok):
+        out.err_ad = float(np.max(np.abs(got - ad)[ad_ok]))
+        out.tol_ad = float(np.max(tol_ad[ad_ok]))
+    if np.any(fd_ok):
+        out.err_fd = float(np.max(np.abs(got - fdv)[fd_ok]))
+        out.tol_fd = float(np.max(tol_fd[fd_ok]))
+    if np.any(both):
+        out.err_ad_fd = float(np.max(np.abs(ad - fdv)[both]))
+    if ad_given and not np.all(ad_ok):
+        out.notes.append(f"JAX's value is NaN/Inf at {int(np.sum(~ad_ok))} entries (autodiff of "
+                         "an unstable form); finite differences judged them")
+    if not ad_given:
         out.notes.append("checked by finite differences alone (JAX could not trace this code)")
+    if np.any(~ad_ok & ~fd_ok):
+        out.notes.append(f"{int(np.sum(~ad_ok & ~fd_ok))} entries have no finite source of truth")
     if tau == TAU_FLOAT32:
         out.notes.append("float32 values: judged to 1e-4 relative; float32 gradients are only "
                          "good to ~1e-4")
