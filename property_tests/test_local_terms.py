@@ -1,0 +1,126 @@
+"""Local terms: every activation's derivative and every loss's derivative equal JAX's.
+
+On any input for the activations (kinks and large magnitudes included); on valid outputs and
+targets for the losses; and each link of the chain at a network's own pre-activations.
+"""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from oracle.strategies import USER_ACTIVATIONS, cases, targets
+from reference import ACTIVATIONS, LOSSES
+
+from . import properties as P
+from .padded_autodiff import activation_derivative, activation_vjp, loss_gradient
+from .profiles import budget
+
+ELEMENTWISE = [a for a in (*ACTIVATIONS.values(), *USER_ACTIVATIONS.values()) if a.elementwise]
+
+# Derivative values: relative 1e-10 of JAX's (the same formula rounded in another order agrees
+# to ~1e-15), with an absolute floor of 1e-13 (the O(1) terms of act' cancel near its zeros,
+# e.g. gelu' at v ~ -0.75, where only an absolute error of a few eps is meaningful).
+DERIV_RTOL, DERIV_ATOL = 1e-10, 1e-13
+
+
+def _inputs(max_abs: float):
+    """Arrays of 1-3 dimensions, up to 8 entries per axis; kinks (0, +-1) are drawable."""
+    values = st.one_of(
+        st.sampled_from([0.0, 1.0, -1.0]),
+        st.floats(-max_abs, max_abs, allow_nan=False, allow_subnormal=False),
+    )
+    return hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=8),
+                      elements=values)
+
+
+@settings(max_examples=budget(2))
+@given(act=st.sampled_from(ELEMENTWISE), v=_inputs(1000.0))
+def test_each_activation_derivative_equals_autodiff_on_any_input(act, v):
+    got = act.df(v)
+    expected = activation_derivative(act, v)
+    assert got.shape == v.shape
+    bad = ~(np.abs(got - expected) <= DERIV_RTOL * np.abs(expected) + DERIV_ATOL)
+    assert not np.any(bad), (
+        f"{act.name}'(v) != JAX's at v = {v[bad][:5]}: got {got[bad][:5]}, "
+        f"JAX {expected[bad][:5]}")
+
+
+@st.composite
+def _softmax_inputs(draw):
+    rows, width = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    v = draw(hnp.arrays(np.float64, (rows, width),
+                        elements=st.floats(-1000, 1000, allow_subnormal=False)))
+    g = draw(hnp.arrays(np.float64, (rows, width),
+                        elements=st.floats(-3, 3, allow_subnormal=False)))
+    return v, g
+
+
+@settings(max_examples=budget(1))
+@given(vg=_softmax_inputs())
+def test_softmax_backward_equals_the_autodiff_vector_jacobian_product(vg):
+    v, g = vg
+    softmax = ACTIVATIONS["softmax"]
+    got = softmax.backward(v, softmax(v), g)
+    expected = activation_vjp(softmax, v, g)
+    # Per row: Y * (G - sum(G Y)); G Y sums <= 8 terms of |G| <= 3: rounding ~1e-15 absolute.
+    np.testing.assert_allclose(got, expected, rtol=DERIV_RTOL, atol=DERIV_ATOL)
+
+
+@st.composite
+def _loss_inputs(draw):
+    name = draw(st.sampled_from(sorted(LOSSES)))
+    loss = LOSSES[name]
+    batch, n = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    # Logits within +-20 keep softmax/sigmoid outputs >= 1e-9 away from 0 and 1, where
+    # dE/dY = -T / (Y B) and (Y - T) / (Y (1 - Y) B) are finite.
+    v = draw(hnp.arrays(np.float64, (batch, n), elements=st.floats(-20, 20,
+                                                                  allow_subnormal=False)))
+    t = draw(targets(name, batch, n))
+    if t.ndim == 1:
+        t = np.eye(n)[t]
+    return loss, v, t
+
+
+def _y_of(loss, v):
+    return v if loss.output_activation is None else ACTIVATIONS[loss.output_activation](v)
+
+
+def _term_scale(loss, a, y, t, fused):
+    """The magnitude of the terms each entry of the derivative is a sum of (see losses.py)."""
+    batch = a.shape[0]
+    if loss.name == "mse":
+        return (np.abs(y) + np.abs(t)) / batch
+    if fused:
+        return (y * np.sum(t, axis=-1, keepdims=True) + t) / batch
+    if loss.name == "cross_entropy":
+        return t / (y * batch)
+    return (t / y + (1 - t) / (1 - y)) / batch
+
+
+@settings(max_examples=budget(1.5))
+@given(args=_loss_inputs())
+def test_each_loss_derivative_equals_autodiff(args):
+    loss, v, t = args
+    y = _y_of(loss, v)
+    checks = [("dE/dY", y, loss.grad(y, t), loss_gradient(loss, y, t), False)]
+    if loss.fused:
+        checks.append(("dE/dV (fused)", v, loss.grad_v(v, y, t),
+                       loss_gradient(loss, v, t, from_v=True), True))
+    for what, at, got, expected, fused in checks:
+        # Relative 1e-10 as above, plus 1e-13 of the terms' magnitude: the terms of one entry
+        # may cancel (BCE: t/y - (1-t)/(1-y) with t ~ y), leaving only an absolute accuracy of
+        # a few eps times the terms.
+        # (+ the smallest normal float: JAX on CPU flushes subnormal results to zero)
+        tol = (DERIV_RTOL * np.abs(expected) + 1e-13 * _term_scale(loss, at, y, t, fused)
+               + np.finfo(np.float64).tiny)
+        bad = ~(np.abs(got - expected) <= tol)
+        assert not np.any(bad), (
+            f"{loss.name} {what} differs from JAX's at {np.argwhere(bad)[:3].tolist()}: "
+            f"got {got[bad][:3]}, JAX {expected[bad][:3]}")
+
+
+@settings(max_examples=budget(2))
+@given(case=cases())
+def test_each_link_of_the_chain_matches_its_exact_value_in_any_network(case):
+    P.local_terms_match_autodiff(case)

@@ -1,0 +1,56 @@
+"""Structural properties of backpropagation that hold whatever the network.
+
+The bias gradient is a batch sum; a batch gradient is the mean of per-sample gradients; the
+order of the samples and the shape of each sample do not matter; the SGD step is eq 10 exactly,
+and a small enough step lowers the loss of a smooth network.
+"""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oracle.strategies import cases, network_specs
+
+from . import properties as P
+from .profiles import budget
+
+
+@settings(max_examples=budget(1))
+@given(case=cases())
+def test_bias_gradient_is_the_batch_sum_of_dE_dV(case):
+    P.bias_gradient_is_the_batch_sum_of_dE_dV(case)
+
+
+@settings(max_examples=budget(1))
+@given(case=cases(min_batch=2))
+def test_batch_gradient_is_the_mean_of_the_per_sample_gradients(case):
+    P.batch_gradient_is_the_mean_of_sample_gradients(case)
+
+
+@settings(max_examples=budget(1))
+@given(case=cases(min_batch=2), data=st.data())
+def test_permuting_the_batch_changes_nothing(case, data):
+    P.permuting_the_batch_changes_nothing(case, data=data)
+
+
+@settings(max_examples=budget(1))
+@given(case=cases())
+def test_reshaping_the_input_does_not_change_the_gradients(case):
+    P.reshaping_the_input_changes_nothing(case)
+
+
+@settings(max_examples=budget(1))
+@given(case=cases(), data=st.data())
+def test_a_step_moves_every_weight_by_minus_lr_times_its_gradient(case, data):
+    P.step_moves_weights_by_minus_lr_times_gradient(case, data=data)
+
+
+@settings(max_examples=budget(1))
+@given(case=cases(network_specs(smooth=True)))
+def test_a_small_enough_step_lowers_the_loss_of_a_smooth_network(case):
+    P.small_step_lowers_the_loss(case)
+
+
+@settings(max_examples=budget(0.5))
+@given(case=cases())
+def test_repeated_calls_return_identical_gradients(case):
+    P.repeated_calls_give_identical_results(case)
