@@ -7,6 +7,11 @@ gradient call yields dE/dX of every layer (the gradient with respect to a zero o
 is dE/dX).
 
 Every function raises ``UntraceableError`` when user code cannot be traced (numpy on tracers).
+
+Compilation: a configuration (shapes, activations, loss) seen for the first time is
+differentiated eagerly (no compile: a property suite draws a new shape per example, and a
+``jit`` per new shape costs 100s of ms); from the second time on, a jitted version is built
+and cached, so repeated checks of one network run at compiled speed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,26 @@ def _loss_value(loss: Loss, v, y, t):
     return loss.value_from_v(v, t) if loss.fused else loss.value(y, t)
 
 
+_SEEN: set = set()
+_COMPILED: dict = {}
+_CACHE_LIMIT = 256
+
+
+def _maybe_jit(key, fn):
+    """``fn`` itself on a key's first use, a cached ``jax.jit(fn)`` from its second use on."""
+    if key in _COMPILED:
+        return _COMPILED[key]
+    if key not in _SEEN:
+        if len(_SEEN) > _CACHE_LIMIT:
+            _SEEN.clear()
+        _SEEN.add(key)
+        return fn
+    if len(_COMPILED) >= _CACHE_LIMIT:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = jax.jit(fn)
+    return _COMPILED[key]
+
+
 def network_grads(
     weights: Sequence[np.ndarray],
     x: np.ndarray,
@@ -43,18 +68,21 @@ def network_grads(
     ``dE/dX_k`` (k >= 1) is with respect to layer k's input, the output of layer k-1.
     """
     n = len(weights)
+    acts, losses = tuple(activations), loss
 
-    def energy(ws, offsets):
-        h = jnp.asarray(x) + offsets[0]
+    def energy(ws, offsets, x0, t0):
+        h = x0 + offsets[0]
         for k in range(n):
-            v, y = dense_forward(h, ws[k], activations[k])
+            v, y = dense_forward(h, ws[k], acts[k])
             h = y + offsets[k + 1] if k + 1 < n else y
-        return _loss_value(loss, v, y, jnp.asarray(t))
+        return _loss_value(losses, v, y, t0)
 
+    key = ("network", tuple(w.shape for w in weights), x.shape, t.shape, acts, losses)
+    grad = _maybe_jit(key, jax.grad(energy, argnums=(0, 1)))
     ws = [jnp.asarray(w) for w in weights]
     widths = [x.shape[1]] + [w.shape[1] for w in weights[:-1]]
     offsets = [jnp.zeros((x.shape[0], m)) for m in widths]
-    dws, dxs = traceable(jax.grad(energy, argnums=(0, 1)), ws, offsets)
+    dws, dxs = traceable(grad, ws, offsets, jnp.asarray(x), jnp.asarray(t))
     return [to_numpy(d) for d in dws], [to_numpy(d) for d in dxs]
 
 
