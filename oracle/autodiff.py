@@ -89,25 +89,33 @@ def network_grads(
 def loss_grad(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -> np.ndarray:
     """``dE/dY`` of ``loss.value`` (or ``dE/dV`` of ``loss.value_from_v`` when ``from_v``)."""
     fn = loss.value_from_v if from_v else loss.value
-    return to_numpy(traceable(jax.grad(lambda a: fn(a, jnp.asarray(t))), jnp.asarray(y)))
+    grad = _maybe_jit(("loss", loss, from_v, y.shape, t.shape), jax.grad(fn))
+    return to_numpy(traceable(grad, jnp.asarray(y), jnp.asarray(t)))
 
 
 def activation_vjp(act: Activation, v: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``g^T dY/dV`` at ``v``: the activation's backward as JAX computes it; shapes ``(B, m)``."""
-    _, pullback = traceable(jax.vjp, act.f, jnp.asarray(v))
-    return to_numpy(pullback(jnp.asarray(g))[0])
+    def vjp(a, b):
+        return jax.vjp(act.f, a)[1](b)[0]
+
+    vjp = _maybe_jit(("activation_vjp", act, v.shape), vjp)
+    return to_numpy(traceable(vjp, jnp.asarray(v), jnp.asarray(g)))
 
 
 def activation_derivative(act: Activation, v: np.ndarray) -> np.ndarray:
     """``act'(v)`` elementwise (a JVP with a tangent of ones); only for elementwise activations."""
-    _, tangent = traceable(jax.jvp, act.f, (jnp.asarray(v),), (jnp.ones_like(jnp.asarray(v)),))
-    return to_numpy(tangent)
+    def derivative(a):
+        return jax.jvp(act.f, (a,), (jnp.ones_like(a),))[1]
+
+    derivative = _maybe_jit(("activation_derivative", act, v.shape), derivative)
+    return to_numpy(traceable(derivative, jnp.asarray(v)))
 
 
 def dense_vjp(x: np.ndarray, w: np.ndarray, dv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(dE/dX, dE/dW)`` of the layer's linear part ``V = X~ W`` pulled back from ``dv``."""
-    _, pullback = jax.vjp(
-        lambda a, b: dense_forward(a, b, _IDENTITY)[0], jnp.asarray(x), jnp.asarray(w)
-    )
-    dx, dw = pullback(jnp.asarray(dv))
+    def vjp(a, b, c):
+        return jax.vjp(lambda p, q: dense_forward(p, q, _IDENTITY)[0], a, b)[1](c)
+
+    vjp = _maybe_jit(("dense_vjp", x.shape, w.shape), vjp)
+    dx, dw = vjp(jnp.asarray(x), jnp.asarray(w), jnp.asarray(dv))
     return to_numpy(dx), to_numpy(dw)

@@ -56,7 +56,8 @@ FD_USELESS = 1e-2
 cannot confirm anything: the entry is in doubt unless another rule settles it."""
 
 PASS, FAIL, KINK, DOUBT = "pass", "FAIL", "kink", "doubt"
-_ORDER = {PASS: 0, KINK: 1, DOUBT: 2, FAIL: 3}
+STATUS_DTYPE = "<U5"
+"""Entry statuses are short fixed-width strings: compared in vectorised numpy operations."""
 
 
 @dataclass
@@ -96,8 +97,10 @@ class EntryVerdicts:
     @property
     def overall(self) -> str:
         """The worst status present: FAIL > doubt > kink > pass."""
-        present = set(np.unique(self.status).tolist()) or {PASS}
-        return max(present, key=_ORDER.__getitem__)
+        for status in (FAIL, DOUBT, KINK):
+            if np.any(self.status == status):
+                return status
+        return PASS
 
     def worst_index(self) -> tuple[int, ...]:
         """Index of the entry that decides the overall status (largest error/tolerance)."""
@@ -151,7 +154,7 @@ def judge(
     scale = max(scale, PROBLEM_FLOOR * problem_scale)
     floor = RHO * scale
     sources = tuple(s for s, v in (("jax", ad_ok), ("fd", fd_ok)) if np.any(v))
-    out = EntryVerdicts(np.full(shape, FAIL, dtype=object), ref, got, np.abs(got - ref),
+    out = EntryVerdicts(np.full(shape, FAIL, dtype=STATUS_DTYPE), ref, got, np.abs(got - ref),
                         np.zeros(shape), scale, sources)
 
     tol_ad = tau * (np.abs(ad) + floor)
