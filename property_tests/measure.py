@@ -58,10 +58,11 @@ class _Counter:
 
 
 def _in_process(paths: list[str]) -> int:
-    from . import padded_autodiff
-
     counter = _Counter()
     code = pytest.main([*paths, "-q", "-p", "no:cacheprovider"], plugins=[counter])
+    from . import padded_autodiff  # after pytest.main: it imports hypothesis, which pytest
+    # must import first (to rewrite its plugin's asserts)
+
     wall = counter.end - counter.start
     total = sum(counter.examples.values())
     width = max((len(n) for n in counter.seconds), default=10)

@@ -74,8 +74,13 @@ EXACT_CACHE_SIZE = 64
 
 
 def compilations() -> dict[str, int]:
-    """How many compiled functions exist: padded ones (one per loss and bucket) and exact ones."""
-    return {"padded": len(_compiled), "exact": len(_exact)}
+    """How many times XLA compiled: the padded network functions (one per loss and bucket),
+    the exact-shape ones, and the local (activation, loss) ones."""
+    def count(fns) -> int:
+        return sum(fn._cache_size() for fn in fns)  # jit's count of compiled signatures
+
+    return {"padded": count(_compiled.values()), "exact": count(_exact.values()),
+            "local": count(_local.values())}
 
 
 def _bucket(n: int, minimum: int) -> int:

@@ -29,7 +29,15 @@ import numpy as np
 from reference import Activation, Loss, Network
 from reference.passes import Trace
 
-__all__ = ["TERM_RTOL", "TINY", "activation_magnitude", "loss_magnitude", "network_magnitudes"]
+__all__ = [
+    "TERM_RTOL",
+    "TINY",
+    "activation_magnitude",
+    "loss_magnitude",
+    "forward_magnitudes",
+    "loss_value_magnitude",
+    "network_magnitudes",
+]
 
 TERM_RTOL = 1e-12
 TINY = float(np.finfo(np.float64).tiny)
@@ -51,6 +59,44 @@ def loss_magnitude(loss: Loss, v: np.ndarray, y: np.ndarray, t: np.ndarray, *,
             return (y + t) / batch
         return (t / y + (1 - t) / (1 - y)) / batch
     return np.abs(loss.grad_v(v, y, t) if fused else loss.grad(y, t))
+
+
+def forward_magnitudes(net: Network, trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds, in units of eps, on the rounding error of the output layer's V and Y.
+
+    V = X~ W rounds by ~eps |X~| |W| and inherits the error of X through |W|; Y = act(V) rounds
+    by ~eps (|Y| + |V|) (an activation combines terms no larger than |V| and 1: gelu's
+    0.5 v (1 + tanh z) keeps only an absolute accuracy of eps |v| in its tail) and inherits
+    V's error through |act'|.
+    """
+    err_y = np.zeros_like(trace.xs[0])
+    err_v = err_y
+    for act, x, v, y, w in zip(net.activations, trace.xs, trace.vs, trace.ys, net.weights):
+        x_tilde = np.abs(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))
+        err_v = x_tilde @ np.abs(w) + err_y @ np.abs(w[:-1])
+        slope = np.abs(act.df(v)) if act.elementwise else 1.0
+        err_y = np.abs(y) + np.abs(v) + slope * err_v
+    return err_v, err_y
+
+
+def loss_value_magnitude(loss: Loss, net: Network, trace: Trace, t: np.ndarray) -> float:
+    """Bound, in units of eps, on the rounding error of E: not eps |E|.
+
+    Cross-entropy is logsumexp(v) - v_t per row (E = 1e-7 may come from terms of size 16);
+    mse's (y - t)^2 inherits y's error; the forward's errors enter through V and Y.
+    """
+    v, y = trace.vs[-1], trace.ys[-1]
+    err_v, err_y = forward_magnitudes(net, trace)
+    batch = y.shape[-2]
+    if loss.builtin and loss.name == "cross_entropy":
+        lse = np.max(v, axis=-1) + np.log(np.sum(np.exp(v - np.max(v, axis=-1, keepdims=True)),
+                                                 axis=-1))
+        terms = np.abs(lse) * np.sum(t, axis=-1) + np.sum(t * (np.abs(v) + err_v), axis=-1)
+        return float(np.sum(terms + np.sum(y * err_v, axis=-1))) / batch
+    if loss.builtin and loss.name == "binary_cross_entropy":
+        return float(np.sum((1.0 + t) * (np.abs(v) + err_v) + np.log(2.0))) / batch
+    value = abs(float(loss.value(y, t)))
+    return float(np.sum(np.abs(y - t) * (np.abs(y) + np.abs(t) + err_y))) / batch + value
 
 
 def activation_magnitude(act: Activation, v: np.ndarray, y: np.ndarray, g_mag: np.ndarray,

@@ -5,7 +5,7 @@ targets for the losses; and each link of the chain at a network's own pre-activa
 """
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -13,6 +13,7 @@ from oracle.strategies import USER_ACTIVATIONS, cases, targets
 from reference import ACTIVATIONS, LOSSES
 
 from . import properties as P
+from . import regressions as R
 from .padded_autodiff import activation_derivative, activation_vjp, loss_gradient
 from .profiles import budget
 
@@ -122,5 +123,7 @@ def test_each_loss_derivative_equals_autodiff(args):
 
 @settings(max_examples=budget(2))
 @given(case=cases())
+@example(case=R.UNIFORM_SOFTMAX)
+@example(case=R.GELU_LEFT_TAIL)
 def test_each_link_of_the_chain_matches_its_exact_value_in_any_network(case):
     P.local_terms_match_autodiff(case)

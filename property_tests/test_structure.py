@@ -5,12 +5,13 @@ order of the samples and the shape of each sample do not matter; the SGD step is
 and a small enough step lowers the loss of a smooth network.
 """
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from oracle.strategies import cases, network_specs
 
 from . import properties as P
+from . import regressions as R
 from .profiles import budget
 
 
@@ -22,6 +23,7 @@ def test_bias_gradient_is_the_batch_sum_of_dE_dV(case):
 
 @settings(max_examples=budget(1))
 @given(case=cases(min_batch=2))
+@example(case=R.NEARLY_UNIFORM_SOFTMAX)
 def test_batch_gradient_is_the_mean_of_the_per_sample_gradients(case):
     P.batch_gradient_is_the_mean_of_sample_gradients(case)
 
@@ -46,6 +48,7 @@ def test_a_step_moves_every_weight_by_minus_lr_times_its_gradient(case, data):
 
 @settings(max_examples=budget(1))
 @given(case=cases(network_specs(smooth=True)))
+@example(case=R.TINY_GRADIENT_STEP)
 def test_a_small_enough_step_lowers_the_loss_of_a_smooth_network(case):
     P.small_step_lowers_the_loss(case)
 

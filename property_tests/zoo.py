@@ -384,7 +384,7 @@ MUTANTS: dict[str, Mutant] = _each([
            habitat={"activations": ("gelu", "identity")}),
     Mutant("gradients_never_zeroed",
            "gradients accumulated across calls and never reset: the second call returns the "
-           "sum of both", "step", _MSE, cls=GradientsNeverZeroed),
+           "sum of both", "dW", _MSE, cls=GradientsNeverZeroed),
 ])
 """The catalogue, by name."""
 
@@ -406,17 +406,19 @@ def _differs(got, want) -> bool:
 def expected_location(mutant: Mutant, case: Case) -> tuple[int, str] | None:
     """The (layer, term) the oracle must name for ``mutant`` on ``case``; None: no visible bug.
 
-    Walks the terms in the oracle's order (the loss, then each layer from the last: activation,
-    dW, dX; then the SGD step, last layer first) and returns the first whose mutant value
-    departs from the reference's own function applied to the mutant's upstream value. The
-    reference is the judge here, not JAX: this is a second opinion, independent of the oracle.
+    Replays what ``check_network`` asks of the network (``trace``, then ``gradients``, then a
+    ``step`` on a copy) and walks the terms in the oracle's order: the loss; each layer from the
+    last, its activation, dW and dX (local); each layer's dW and dX (total); the step, last
+    layer first. Returns the first whose mutant value departs from what the reference's own
+    functions give from the same upstream value. The reference is the judge here, not JAX: a
+    second opinion, independent of the oracle.
     """
     good = case.network()
-    bad = copy.deepcopy(mutant.build(case))
-    x, t = case.x, case.t
-    tr = copy.deepcopy(bad)._trace(x, t, need_input_grad=True)
-    n = len(good.weights)
-    last = n - 1
+    bad = mutant.build(case)
+    t = case.t
+    tr = bad.trace(case.X, case.T)
+    _, hand_dws, hand_dx = bad.gradients(case.X, case.T)
+    last = len(good.weights) - 1
     loss = good.loss_function
     if mutant.loss_value_changed:
         return last, "loss"
@@ -437,23 +439,34 @@ def expected_location(mutant: Mutant, case: Case) -> tuple[int, str] | None:
             return k, "activation"
         if _differs(tr.dws[k], ref.weight_grad(k, tr.xs[k], tr.dvs[k])):
             return k, "dW"
-        passed = tr.gs[k - 1] if k > 0 and tr.gs[k - 1] is not None else tr.dxs[k]
-        if _differs(passed, ref.input_grad(k, good.weights[k], tr.dvs[k], None)):
+        if _differs(_passed_back(tr, k), ref.input_grad(k, good.weights[k], tr.dvs[k], None)):
             return k, "dX"
-    # The step, as the oracle checks it: on a copy, after the trace above, with its lr.
-    _, dws, _ = good.gradients(case.X, case.T)
-    scale = max(float(np.max(np.abs(d), initial=0)) for d in dws)
+    good_tr = good.trace(case.X, case.T)
+    _, good_dws, good_dx = good.gradients(case.X, case.T)
+    for k in range(last, -1, -1):
+        if _differs(hand_dws[k], good_dws[k]):
+            return k, "dW"
+        got, want = (hand_dx, good_dx) if k == 0 else (_passed_back(tr, k),
+                                                        _passed_back(good_tr, k))
+        if _differs(got, want):
+            return k, "dX"
+    # The step, as the oracle checks it: a copy of the network steps, with lr from its own dW.
+    scale = max(float(np.max(np.abs(d), initial=0)) for d in hand_dws)
     size = max(float(np.max(np.abs(w), initial=0)) for w in good.weights)
     lr = 1e-2 * max(size, 1.0) / scale if scale > 0 else 1e-2
     before = [w.copy() for w in bad.weights]
-    bad._trace(x, t, need_input_grad=True)  # check_network traces the network it is given ...
-    stepped = copy.deepcopy(bad)  # ... then steps a copy of it
+    stepped = copy.deepcopy(bad)
     stepped.step(case.X, case.T, lr)
     for k in range(last, -1, -1):
         moved = stepped.weights[k] - before[k]
-        expected = -lr * dws[k]
+        expected = -lr * hand_dws[k]
         rounding = 4 * np.finfo(float).eps * (np.abs(before[k]) + np.abs(stepped.weights[k]))
         if np.any(np.abs(moved - expected) > TAU * (np.abs(expected) + RHO * np.max(
                 np.abs(expected), initial=0)) + rounding):
             return k, "step"
     return None
+
+
+def _passed_back(tr: Trace, k: int):
+    """dE/dX of layer k as it was passed on: what layer k-1 received (as the oracle reads it)."""
+    return tr.gs[k - 1] if k > 0 and tr.gs[k - 1] is not None else tr.dxs[k]
