@@ -5,6 +5,7 @@ Subcommands (each has ``--help`` with an example)::
     check       a whole network, given by flags, a JSON config or a saved .npz network
     activation  a built-in activation's derivative (check_activation)
     loss        a built-in loss's derivative (check_loss)
+    steps       finite-difference error against step size for one weight (and its picture)
 
 Without a subcommand, ``check`` is meant: ``python -m oracle --sizes 4,8,3`` works.
 
@@ -229,6 +230,68 @@ def _run_loss(args: argparse.Namespace):
     return check_loss(args.name, strict=args.strict)
 
 
+# --- steps ---------------------------------------------------------------------------------
+
+STEPS_EXAMPLES = f"""\
+examples:
+  {PROG} steps --sizes 9,9,9 --activations tanh,tanh --layer 0 --entry 3,4 --out steps.png
+  {PROG} steps --network net.npz --data data.npz --exact hand --no-plot --json
+
+For one weight W_layer[i, j] the loss is swept over steps h = 1e-15 .. 1e-1: the central
+difference's error has slope 2 where truncation dominates (large h) and -1 where round-off
+does (small h). The error is measured against JAX's derivative (--exact jax) or the
+hand-derived one (--exact hand: a wrong one shows as a floor the curve cannot go below).
+Exit status 1 when the central difference never comes within 1e-8 (relative) of it.
+"""
+
+
+def _add_steps(parser: argparse.ArgumentParser) -> None:
+    net = parser.add_argument_group("the network (one of --sizes, --config, --network)")
+    net.add_argument("--sizes", help="layer sizes n0,n1,...,nL (default 4,8,3)")
+    net.add_argument("--activations", help="L names, comma-separated (as for check)")
+    net.add_argument("--loss", choices=sorted(OUTPUT_ACTIVATION), help="default mse")
+    net.add_argument("--init", choices=("glorot", "he", "uniform"), help="default glorot")
+    net.add_argument("--config", metavar="FILE.json", help="JSON config, as for check")
+    net.add_argument("--network", metavar="FILE.npz", help="a network saved by Network.save")
+    data = parser.add_argument_group("the data")
+    data.add_argument("--data", metavar="FILE.npz", help=".npz holding arrays X and T")
+    data.add_argument("--batch", type=int,
+                      help=f"samples drawn when there is no --data ({DEFAULT_BATCH})")
+    data.add_argument("--seed", type=int, help="seeds the weights and the drawn data (0)")
+    entry = parser.add_argument_group("the entry and the picture")
+    entry.add_argument("--layer", type=int, default=0, help="which W (default 0)")
+    entry.add_argument("--entry", metavar="I,J",
+                       help="the entry of W_layer (default: the largest |dE/dW|)")
+    entry.add_argument("--exact", choices=("jax", "hand"), default="jax",
+                       help="the reference derivative (default jax)")
+    entry.add_argument("--out", metavar="FILE.png", default="steps.png",
+                       help="where to draw the picture (default steps.png)")
+    entry.add_argument("--no-plot", dest="no_plot", action="store_true",
+                       help="print the sweep only (no matplotlib needed)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the sweep as JSON")
+    out.add_argument("--quiet", action="store_true", help="print the headline only")
+
+
+def _run_steps(args: argparse.Namespace):
+    from .step_sweep import sweep_network_entry
+
+    options = _options(args)
+    net = _build_network(options, args.network)
+    x, t = _data(net, args.data, options.get("batch"), options["seed"], args.batch is not None)
+    index = None if args.entry is None else tuple(_int_list(args.entry, "entry"))
+    sweep = sweep_network_entry(net, x, t, layer=args.layer, index=index, reference=args.exact)
+    if not args.no_plot:
+        from .pictures import MissingMatplotlib, plot_steps
+
+        try:
+            path = plot_steps(sweep, args.out)
+        except MissingMatplotlib as exc:
+            raise UsageError(f"{exc}; or pass --no-plot") from None
+        print(f"wrote {path}", file=sys.stderr)
+    return sweep
+
+
 # --- shared --------------------------------------------------------------------------------
 
 
@@ -249,6 +312,8 @@ COMMANDS: dict[str, Command] = {
                    f"example:\n  {PROG} activation relu --json\n"),
     "loss": ("check a built-in loss's derivative against JAX and FD",
              _add_loss, _run_loss, f"example:\n  {PROG} loss cross_entropy\n"),
+    "steps": ("finite-difference error against step size for one weight, with its picture",
+              _add_steps, _run_steps, STEPS_EXAMPLES),
 }
 
 
