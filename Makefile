@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m reference.demo --out $(OUT)
+	$(PY) -m oracle.demo --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
