@@ -82,12 +82,17 @@ class FDEstimate:
             self.value, self.error, self.kink, self.lo, self.hi, self.central, self.step)))
 
 
-def estimate(values: np.ndarray, h: np.ndarray) -> FDEstimate:
+def estimate(
+    values: np.ndarray, h: np.ndarray, *, noise_floor: np.ndarray | float = 0.0
+) -> FDEstimate:
     """Derivative estimates from stencil values.
 
     Args:
         values: ``(..., 5)``: f at ``x + k h`` for k in OFFSETS.
         h: the steps, broadcastable to ``values[..., 0]``.
+        noise_floor: the magnitude of the terms f is computed from (broadcastable to the
+            entries): f's round-off is at least eps times it, even where |f| itself is small
+            (cross-entropy's E = 1e-7 may be a difference of terms ~16).
     """
     values = np.asarray(values, dtype=np.float64)
     fm2, fm1, f0, fp1, fp2 = (values[..., i] for i in range(5))
@@ -97,7 +102,7 @@ def estimate(values: np.ndarray, h: np.ndarray) -> FDEstimate:
     richardson = (4 * d1 - d2) / 3
     truncation = np.abs(d1 - d2) / 3
 
-    magnitude = np.max(np.abs(values), axis=-1)
+    magnitude = np.maximum(np.max(np.abs(values), axis=-1), noise_floor)
     fourth = np.abs(fm2 - 4 * fm1 + 6 * f0 - 4 * fp1 + fp2)
     sigma = np.maximum(fourth / np.sqrt(70.0), EPS * magnitude)
     # One fourth difference is a single sample of the noise and can be near zero by chance;

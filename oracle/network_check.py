@@ -29,7 +29,7 @@ import numpy as np
 from reference import Network
 from reference.passes import Trace, forward_pass, loss_from_trace
 
-from . import autodiff, network_fd
+from . import autodiff, magnitudes, network_fd
 from .finite_differences import EPS
 from .jax_support import UntraceableError
 from .report import Report, Row
@@ -49,6 +49,10 @@ def _try_jax(fn, *args, notes: list[str], what: str, **kwargs):
         if note not in notes:
             notes.append(note)
         return None
+
+
+def _abs_tilde(x: np.ndarray) -> np.ndarray:
+    return np.abs(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))
 
 
 def _broken(layer: int | None, term: str, scope: str, why: str) -> Row:
@@ -87,12 +91,12 @@ def _directions(shape: tuple, count: int, rng: np.random.Generator) -> np.ndarra
     return u.reshape(count, *shape)
 
 
-def _directional(got, ad, fd, directions, problem_scale) -> EntryVerdicts:
+def _directional(got, ad, fd, directions, problem_scale, magnitude) -> EntryVerdicts:
     flat = directions.reshape(directions.shape[0], -1)
     proj = lambda a: flat @ np.ravel(a)  # noqa: E731
     scale = float(np.sqrt(np.sum((ad if ad is not None else got) ** 2)))
     return judge(proj(got), None if ad is None else proj(ad), fd, scale=scale,
-                 problem_scale=problem_scale)
+                 problem_scale=problem_scale, magnitude=np.abs(flat) @ np.ravel(magnitude))
 
 
 def check_network(
@@ -166,8 +170,13 @@ def check_network(
     if not np.isfinite(problem_scale):
         problem_scale = 0.0
 
-    def verdict(got, ad=None, est=None):
-        return judge(got, ad, est, problem_scale=problem_scale)
+    def verdict(got, ad=None, est=None, magnitude=0.0):
+        return judge(got, ad, est, problem_scale=problem_scale, magnitude=magnitude)
+
+    # Magnitudes of the terms of every total (the rounding two right computations may differ
+    # by), and of E's terms (the finite differences' round-off floor).
+    m_dws, m_dxs = magnitudes.network_magnitudes(weights, forward, t, acts, loss)
+    e_floor = magnitudes.loss_value_magnitude(weights, forward, t, acts, loss)
 
     def use_fd(size: int) -> str:
         if fd == "auto":
@@ -193,6 +202,7 @@ def check_network(
                 rows.append(bad)
                 continue
             ad = None if totals is None else (ad_dw[k] if term == "dW" else ad_dx[k])
+            magnitude = m_dws[k] if term == "dW" else m_dxs[k]
             mode = use_fd(int(np.prod(shape)))
             if ad is None and mode == "none":
                 continue
@@ -200,8 +210,8 @@ def check_network(
             if mode == "directional":
                 u = _directions(shape, directions, rng)
                 est = network_fd.directional_fd(weights, forward.xs, forward.vs, t, acts, loss, k,
-                                                u, wrt=term[1])
-                verdicts = _directional(got, ad, est, u, problem_scale)
+                                                u, wrt=term[1], noise_floor=e_floor)
+                verdicts = _directional(got, ad, est, u, problem_scale, magnitude)
                 note = f"finite differences along {directions} random unit directions"
             else:
                 est = None
@@ -210,10 +220,11 @@ def check_network(
                     cb = (lambda done, k=k, n=total: progress(f"layer {k} dW", done, n)
                           ) if progress else None
                     est = network_fd.weight_fd(weights, forward.xs, forward.vs, forward.ys, t,
-                                               acts, loss, k, progress=cb)
+                                               acts, loss, k, progress=cb, noise_floor=e_floor)
                 elif mode == "exhaustive":
-                    est = network_fd.input_fd(weights, forward.xs, t, acts, loss, k)
-                verdicts = verdict(got, ad, est)
+                    est = network_fd.input_fd(weights, forward.xs, t, acts, loss, k,
+                                              noise_floor=e_floor)
+                verdicts = verdict(got, ad, est, magnitude)
             rows.append(Row.from_verdicts(k, term, "total", verdicts, note=note))
 
     if check_step:
@@ -237,8 +248,10 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
             ad = _try_jax(autodiff.loss_grad, loss, v_last, t, from_v=True, notes=notes,
                           what=f"loss {loss.name!r}")
             est = network_fd.loss_fd(loss, v_last, t, from_v=True) if fd != "none" else None
+            magnitude = magnitudes.loss_magnitude(loss, v_last, y_last, t, fused=True)
             rows.append(Row.from_verdicts(
-                last, "loss", "local", verdict(got, ad, est), name=f"{loss.name}+{acts[last].name}",
+                last, "loss", "local", verdict(got, ad, est, magnitude),
+                name=f"{loss.name}+{acts[last].name}",
                 note="dE/dV of the loss and its output activation together"))
     else:
         got = trace.gs[last]
@@ -249,7 +262,8 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
             ad = _try_jax(autodiff.loss_grad, loss, y_last, t, notes=notes,
                           what=f"loss {loss.name!r}")
             est = network_fd.loss_fd(loss, y_last, t) if fd != "none" else None
-            rows.append(Row.from_verdicts(last, "loss", "local", verdict(got, ad, est),
+            magnitude = magnitudes.loss_magnitude(loss, v_last, y_last, t, fused=False)
+            rows.append(Row.from_verdicts(last, "loss", "local", verdict(got, ad, est, magnitude),
                                           name=loss.name))
 
     for k in range(last, -1, -1):
@@ -280,7 +294,10 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
                 rows.append(bad)
                 continue
             note = "what layer k-1 received as dE/dY" if term == "dX" and k > 0 else ""
-            rows.append(Row.from_verdicts(k, term, "local", verdict(got, ref), note=note))
+            magnitude = (_abs_tilde(trace.xs[k]).T @ np.abs(dv) if term == "dW"
+                         else np.abs(dv) @ np.abs(weights[k][:-1]).T)
+            rows.append(Row.from_verdicts(k, term, "local", verdict(got, ref, None, magnitude),
+                                          note=note))
     return rows
 
 
@@ -298,8 +315,10 @@ def _activation_row(k, act, v, g, got, fd, notes, verdict, note: str = "") -> Ro
     if fd != "none" or ad is None:
         with np.errstate(all="ignore"):
             est, deriv = network_fd.activation_fd(act, v, g)
-    row = Row.from_verdicts(k, "activation", "local", verdict(got, ad, est), name=act.name,
-                            note=note)
+    y = act(v) if not act.elementwise else None
+    magnitude = magnitudes.activation_magnitude(act, v, y, np.abs(g))
+    row = Row.from_verdicts(k, "activation", "local", verdict(got, ad, est, magnitude),
+                            name=act.name, note=note)
     if row.index and act.elementwise:
         row.at = float(v[row.index])
         # Report the derivative itself at the worst entry (got/expected of act'(v)).

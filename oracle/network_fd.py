@@ -27,6 +27,7 @@ from reference.layer import dense_forward
 from reference.losses import Loss
 
 from .finite_differences import OFFSETS, FDEstimate, choose_steps, estimate
+from .magnitudes import loss_terms_magnitude
 
 __all__ = [
     "activation_fd",
@@ -105,12 +106,14 @@ def weight_fd(
     k: int,
     *,
     progress: Callable[[int], None] | None = None,
+    noise_floor: float = 0.0,
 ) -> FDEstimate:
     """FD estimate of ``dE/dW_k`` for every entry of ``W_k`` (shape ``(n_k + 1, n_{k+1})``).
 
     Args:
         xs, vs, ys: the forward pass's per-layer inputs, pre-activations and outputs.
         progress: called with the number of entries done after each chunk.
+        noise_floor: the magnitude of E's terms (``magnitudes.loss_value_magnitude``).
     """
     w = weights[k]
     n_in, m = w.shape
@@ -156,7 +159,7 @@ def weight_fd(
         return idx.size
 
     _run_chunks(chunk, n_in * m, _chunk_size(batch * widest), progress)
-    return estimate(values, h.reshape(-1)).reshape(w.shape)
+    return estimate(values, h.reshape(-1), noise_floor=noise_floor).reshape(w.shape)
 
 
 def _sparse_rank_one(dy, moved, j, k, weights, vs, activations, loss, t, per_sample, base):
@@ -190,6 +193,8 @@ def input_fd(
     activations: Sequence[Activation],
     loss: Loss,
     k: int,
+    *,
+    noise_floor: float = 0.0,
 ) -> FDEstimate:
     """FD estimate of ``dE/dX_k`` (the gradient w.r.t. layer k's input), shape ``(B, n_k)``.
 
@@ -221,7 +226,7 @@ def input_fd(
             e = _finish(stack, k, weights, activations, loss, tb)
             e = np.reshape(e, (i.size, len(OFFSETS)))
             values[b, i] = e / batch if separable else e
-    return estimate(values, h)
+    return estimate(values, h, noise_floor=noise_floor)
 
 
 def directional_fd(
@@ -235,6 +240,7 @@ def directional_fd(
     directions: np.ndarray,
     *,
     wrt: str = "W",
+    noise_floor: float = 0.0,
 ) -> FDEstimate:
     """FD estimates of directional derivatives ``dE/dW_k . u`` (or ``dE/dX_k . u``).
 
@@ -258,7 +264,7 @@ def directional_fd(
     stack = vs[k][None, None] + (h * _MOVED)[None, :, None, None] * dv[:, None]  # (K, 4, B, m)
     e = _finish(stack.reshape(-1, *vs[k].shape), k, weights, activations, loss, t)
     values[:, moved_cols] = np.reshape(e, (count, len(_MOVED)))
-    return estimate(values, np.full(directions.shape[0], h))
+    return estimate(values, np.full(directions.shape[0], h), noise_floor=noise_floor)
 
 
 def loss_fd(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -> FDEstimate:
@@ -275,7 +281,10 @@ def loss_fd(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -
         b, j = np.divmod(idx, m)
         stack[np.arange(idx.size), :, b, j] += h[b, j][:, None] * _K[None, :]
         values[idx] = np.reshape(fn(stack.reshape(-1, batch, m), t), (idx.size, len(OFFSETS)))
-    return estimate(values, h.reshape(-1)).reshape(y.shape)
+    # From V (fused) or for mse, E's rounding is bounded by its terms; -sum t log y has none
+    # that cancel.
+    floor = loss_terms_magnitude(loss, y, y, t) if from_v or loss.name == "mse" else 0.0
+    return estimate(values, h.reshape(-1), noise_floor=floor).reshape(y.shape)
 
 
 def activation_fd(
@@ -290,7 +299,7 @@ def activation_fd(
     h = choose_steps(v)
     if act.elementwise:
         values = np.stack([act(v + k * h) for k in OFFSETS], axis=-1)  # (B, m, 5)
-        deriv = estimate(values, h)
+        deriv = estimate(values, h, noise_floor=np.abs(v) + np.abs(act(v)))
         vjp = FDEstimate(
             deriv.value * g, deriv.error * np.abs(g), deriv.kink,
             np.minimum(deriv.lo * g, deriv.hi * g), np.maximum(deriv.lo * g, deriv.hi * g),
@@ -303,4 +312,5 @@ def activation_fd(
         stack[j, :, :, j] += _K[:, None] * h[:, j][None, :]
     out = act(stack)  # (m, 5, B, m)
     values = np.einsum("jkbi,bi->bjk", out, g)  # (B, m, 5): g . f(v + k h e_j)
-    return estimate(values, h), None
+    floor = np.sum(np.abs(g) * out[0, 2], axis=-1, keepdims=True)  # |g| . softmax(v)
+    return estimate(values, h, noise_floor=floor), None

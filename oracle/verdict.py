@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .finite_differences import FDEstimate
+from .magnitudes import TERM_RTOL
 
 __all__ = ["RHO", "SAFETY", "TAU", "TAU_FLOAT32", "EntryVerdicts", "judge"]
 
@@ -48,6 +49,8 @@ TAU = 1e-9
 TAU_FLOAT32 = 1e-4
 RHO = 1e-3
 SAFETY = 4.0
+TINY = float(np.finfo(np.float64).tiny)
+"""Absolute floor: JAX on CPU flushes subnormal results to zero, numpy keeps them."""
 PROBLEM_FLOOR = 1e-6
 """A term's scale is at least 1e-6 of its problem's scale: below that, 1e-6-relative errors
 of a term could not change any result that matters."""
@@ -123,6 +126,7 @@ def judge(
     *,
     scale: float | None = None,
     problem_scale: float = 0.0,
+    magnitude: np.ndarray | float = 0.0,
 ) -> EntryVerdicts:
     """Classify every entry of a hand-derived term against JAX and/or finite differences.
 
@@ -134,6 +138,9 @@ def judge(
         problem_scale: the scale of the whole problem (e.g. the loss gradient of a network);
             S is raised to at least ``PROBLEM_FLOOR`` times it, so an all-zero (or vanishing)
             term is judged against something rather than against nothing.
+        magnitude: per entry, the magnitude of the terms the value is a sum of (see
+            ``magnitudes``); ``TERM_RTOL`` of it is added to every tolerance, so a result that
+            cancels to ~0 is judged by the accuracy of its terms, not of itself.
     """
     if ad is None and fd is None:
         raise ValueError("judge needs at least one source of truth (JAX or finite differences)")
@@ -157,18 +164,21 @@ def judge(
     out = EntryVerdicts(np.full(shape, FAIL, dtype=STATUS_DTYPE), ref, got, np.abs(got - ref),
                         np.zeros(shape), scale, sources)
 
-    tol_ad = tau * (np.abs(ad) + floor)
+    rounding = TERM_RTOL * np.asarray(magnitude, dtype=np.float64) + TINY
+    if tau == TAU_FLOAT32:
+        rounding = rounding * (TAU_FLOAT32 / TAU)
+    tol_ad = tau * (np.abs(ad) + floor) + rounding
     ha = np.abs(got - ad) <= tol_ad
     base = np.where(ad_ok, np.abs(ad), np.abs(fdv))
     if fd is not None:
         err = np.where(fd_ok, fd.error, np.inf)
-        tol_fd = SAFETY * err + TAU * (base + floor)
+        tol_fd = SAFETY * err + TAU * (base + floor) + rounding
         hf = np.abs(got - fdv) <= tol_fd
         af = np.abs(ad - fdv) <= tol_fd
         kinked = fd.kink & fd_ok
         # fd.lo/hi already carry the round-off slack; add only the relative tolerance.
-        in_bracket = (got >= fd.lo - tau * (np.abs(fd.lo) + floor)) & (
-            got <= fd.hi + tau * (np.abs(fd.hi) + floor))
+        in_bracket = (got >= fd.lo - tau * (np.abs(fd.lo) + floor) - rounding) & (
+            got <= fd.hi + tau * (np.abs(fd.hi) + floor) + rounding)
         # (With every value exactly 0 the scale is 0 and FD only has to confirm zero within
         # its own error, which the comparisons do.)
         useless = (err > FD_USELESS * (base + scale)) & (scale > 0)

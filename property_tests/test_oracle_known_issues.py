@@ -1,11 +1,12 @@
-"""Verdicts of the oracle that are wrong today, each pinned by a minimal reproducer.
+"""Verdicts the oracle once got wrong, each pinned by a minimal reproducer.
 
-Every case here is a *correct* reference network on which ``check_network`` reports FAIL. The
-property suite found them (``test_oracle_passes_correct_networks``); they are reported to the
-oracle's owner and marked ``xfail(strict=True)``: when the oracle is fixed, these tests pass,
-strict mode turns that into a failure, and the marker must go.
+Every case here is a *correct* reference network on which ``check_network`` used to report
+FAIL. The property suite found them (``test_oracle_passes_correct_networks``); the oracle now
+judges hand vs JAX with ``oracle.magnitudes`` (a running bound on the magnitude of each
+result's terms) and uses E's rounding bound as the finite differences' round-off floor.
 
-Two causes. Most: hand-vs-JAX is judged to ``1e-9 (|JAX| + 1e-3 max|JAX of the term|)``, a
+Two causes, both fixed. Most: hand-vs-JAX was judged to
+``1e-9 (|JAX| + 1e-3 max|JAX of the term|)``, a
 tolerance relative to the *result*. Where a result cancels to (nearly) zero its float64 value
 is only accurate to a few ulps of its *terms* (a uniform softmax's dE/dV is exactly 0 in exact
 arithmetic and 1e-16 in float64), so a right derivative is called wrong. See
@@ -48,8 +49,6 @@ KNOWN_FALSE_FAILS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="oracle: relative tolerance fails results that cancel "
-                                       "to ~0 (reported to the oracle's owner)")
 @pytest.mark.parametrize("name", list(KNOWN_FALSE_FAILS))
 def test_the_oracle_passes_a_correct_network_whose_gradient_cancels(name):
     case = KNOWN_FALSE_FAILS[name]
@@ -58,8 +57,6 @@ def test_the_oracle_passes_a_correct_network_whose_gradient_cancels(name):
         assert report.ok, str(report)
 
 
-@pytest.mark.xfail(strict=True, reason="oracle: the finite-difference round-off floor eps |E| "
-                                       "misses cancellation inside E (reported)")
 def test_the_oracle_does_not_fail_a_derivative_its_finite_differences_cannot_resolve():
     # With an activation JAX cannot trace (numpy inside), finite differences are the only judge.
     # E = log(1 + e^-16) ~ 1e-7 is computed as logsumexp(v) - v_t from terms ~16, so it moves

@@ -1,0 +1,154 @@
+"""How far apart two *correct* float64 computations of the same gradient may lie.
+
+A relative tolerance alone fails wherever the true value is (nearly) zero by cancellation: a
+uniform softmax's dE/dV = Y (G - sum(G Y)) is exactly 0 in exact arithmetic and ~1e-16 in
+float64. Such a result is right to the last bit *of its terms*, not of itself. The remedy is a
+running error bound: next to each gradient, propagate the magnitudes of the terms it is a sum
+of (the same backward pass with every factor replaced by its absolute value). Two correct
+computations then differ by at most (number of roundings) x eps x that magnitude, per entry.
+
+``TERM_RTOL = 1e-12`` = eps x ~4500 roundings: far more than a network of a few layers of a few
+hundred units performs per entry; a wrong derivative is off by a sizable fraction of its terms.
+
+Magnitudes, per layer (B = batch, M_* the magnitude of *'s terms):
+
+- loss: mse (|Y| + |T|) / B; the fused cross-entropy (Y sum(T) + T) / B; the fused binary
+  cross-entropy (Y + T) / B; unfused cross-entropies T / (Y B) and (T/Y + (1-T)/(1-Y)) / B;
+- elementwise activation: M_dV = M_G (1 + |act'(V)| + M_V): act' itself is a sum of O(1) terms
+  (gelu' in its tail is ~1e-13 made of terms ~1), and V computed in another order moves
+  act'(V) by ~act'' eps M_V, with M_V = |X~| |W|;
+- softmax: M_dV = Y (M_G + sum(M_G Y));
+- M_dW = |X~|^T M_dV, M_dX = M_dV |W[:-1]|^T, and M_dX is the next layer's M_G.
+
+``loss_value_magnitude`` bounds the rounding of E itself (in units of eps), which finite
+differences use as their round-off floor: cross-entropy's E = 1e-7 may come from terms ~16.
+
+(First written for the property suite, which found the cases; the oracle owns it now.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from reference.activations import Activation
+from reference.losses import Loss
+from reference.passes import Trace
+
+__all__ = [
+    "TERM_RTOL",
+    "activation_magnitude",
+    "forward_error",
+    "loss_magnitude",
+    "loss_terms_magnitude",
+    "loss_value_magnitude",
+    "network_magnitudes",
+]
+
+TERM_RTOL = 1e-12
+
+
+def _abs_tilde(x: np.ndarray) -> np.ndarray:
+    return np.abs(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))
+
+
+def loss_magnitude(loss: Loss, v: np.ndarray, y: np.ndarray, t: np.ndarray, *,
+                   fused: bool) -> np.ndarray:
+    """Magnitudes of the terms of dE/dY (``fused``: of the fused dE/dV), shape ``(B, nL)``."""
+    batch = y.shape[-2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if loss.builtin and loss.name == "mse":
+            return (np.abs(y) + np.abs(t)) / batch
+        if loss.builtin and loss.name == "cross_entropy":
+            if fused:
+                return (y * np.sum(t, axis=-1, keepdims=True) + t) / batch
+            return t / (y * batch)
+        if loss.builtin and loss.name == "binary_cross_entropy":
+            if fused:
+                return (y + t) / batch
+            return (t / y + (1 - t) / (1 - y)) / batch
+        return np.abs(loss.grad_v(v, y, t) if fused else loss.grad(y, t))
+
+
+def activation_magnitude(act: Activation, v: np.ndarray, y: np.ndarray, g_mag: np.ndarray,
+                         v_mag: np.ndarray | float = 0.0) -> np.ndarray:
+    """Magnitude of dE/dV's terms from that of dE/dY (``g_mag``) and of V (``v_mag``)."""
+    if act.elementwise:
+        with np.errstate(all="ignore"):
+            slope = np.abs(act.df(v))
+        return g_mag * (1.0 + np.where(np.isfinite(slope), slope, 0.0) + v_mag)
+    y = np.abs(y)
+    return y * (g_mag + np.sum(g_mag * y, axis=-1, keepdims=True))
+
+
+def network_magnitudes(
+    weights: Sequence[np.ndarray], trace: Trace, t: np.ndarray,
+    activations: Sequence[Activation], loss: Loss,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(M_dW of every layer, M_dX of every layer's input)`` along a forward trace."""
+    last = len(weights) - 1
+    m_dws: list = [None] * len(weights)
+    m_dxs: list = [None] * len(weights)
+    g_mag = None
+    for k in range(last, -1, -1):
+        x_tilde = _abs_tilde(trace.xs[k])
+        v_mag = x_tilde @ np.abs(weights[k])
+        v, y = trace.vs[k], trace.ys[k]
+        if k == last and loss.fused:
+            dv_mag = loss_magnitude(loss, v, y, t, fused=True)
+        else:
+            if k == last:
+                g_mag = loss_magnitude(loss, v, y, t, fused=False)
+            dv_mag = activation_magnitude(activations[k], v, y, g_mag, v_mag)
+        m_dws[k] = x_tilde.T @ dv_mag
+        g_mag = dv_mag @ np.abs(weights[k][:-1]).T
+        m_dxs[k] = g_mag
+    return m_dws, m_dxs
+
+
+def forward_error(
+    weights: Sequence[np.ndarray], trace: Trace, activations: Sequence[Activation]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds, in units of eps, on the rounding error of the output layer's V and Y.
+
+    V = X~ W rounds by ~eps |X~| |W| and inherits X's error through |W|; Y = act(V) rounds by
+    ~eps (|Y| + |V|) and inherits V's error through |act'|.
+    """
+    err_y = np.zeros_like(trace.xs[0])
+    err_v = err_y
+    for act, x, v, y, w in zip(activations, trace.xs, trace.vs, trace.ys, weights):
+        err_v = _abs_tilde(x) @ np.abs(w) + err_y @ np.abs(w[:-1])
+        with np.errstate(all="ignore"):
+            slope = np.abs(act.df(v)) if act.elementwise else 1.0
+        err_y = np.abs(y) + np.abs(v) + np.nan_to_num(slope) * err_v
+    return err_v, err_y
+
+
+def loss_value_magnitude(
+    weights: Sequence[np.ndarray], trace: Trace, t: np.ndarray,
+    activations: Sequence[Activation], loss: Loss,
+) -> float:
+    """Bound, in units of eps, on the rounding error of E (not eps |E|) from the network."""
+    err_v, err_y = forward_error(weights, trace, activations)
+    return loss_terms_magnitude(loss, trace.vs[-1], trace.ys[-1], t, err_v, err_y)
+
+
+def loss_terms_magnitude(
+    loss: Loss, v: np.ndarray, y: np.ndarray, t: np.ndarray,
+    err_v: np.ndarray | float = 0.0, err_y: np.ndarray | float = 0.0,
+) -> float:
+    """Bound, in units of eps, on the rounding error of E computed from the output layer's
+    ``v`` and ``y`` (which carry rounding bounds ``err_v``, ``err_y`` of their own)."""
+    batch = y.shape[-2]
+    if loss.builtin and loss.name == "cross_entropy":
+        vmax = np.max(v, axis=-1, keepdims=True)
+        lse = vmax[:, 0] + np.log(np.sum(np.exp(v - vmax), axis=-1))
+        terms = np.abs(lse) * np.sum(t, axis=-1) + np.sum(t * (np.abs(v) + err_v), axis=-1)
+        return float(np.sum(terms + np.sum(y * err_v, axis=-1))) / batch
+    if loss.builtin and loss.name == "binary_cross_entropy":
+        return float(np.sum((1.0 + t) * (np.abs(v) + err_v) + np.log(2.0))) / batch
+    with np.errstate(all="ignore"):
+        value = abs(float(loss.value(y, t)))
+    bound = float(np.sum(np.abs(y - t) * (np.abs(y) + np.abs(t) + err_y))) / batch + value
+    return bound if np.isfinite(bound) else value
