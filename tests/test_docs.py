@@ -383,19 +383,36 @@ def test_a_link_into_the_code_points_at_what_it_names(link):
     assert problem is None, problem + hint
 
 
-def test_the_link_check_catches_a_moved_function_and_a_moved_equation():
-    # The check can fail: the same link shifted by a line, and a wrong marker, are refused.
-    good = next(link for link in ALL_CODE_LINKS if link.marker)
-    assert check_code_link(good)[0] is None
-    shifted = CodeLink(good.doc, good.text, good.target, good.start - 3, good.end - 3,
-                       good.marker, good.raw)
-    assert check_code_link(shifted)[0] is not None
-    wrong = CodeLink(good.doc, good.text, good.target, good.start, good.end,
-                     "eq 99: nowhere", good.raw)
-    assert check_code_link(wrong)[0] is not None
-    renamed = CodeLink(good.doc, "`no_such_function`", good.target, good.start, good.end,
-                       None, good.raw)
-    assert check_code_link(renamed)[0] is not None
+MODULE = """\
+def first(x):
+    return x + 1  # eq 5: V
+
+
+class Layer:
+    @staticmethod
+    def backward(g):
+        h = g * 2
+        return h  # eq 11: dX
+"""
+
+
+def test_the_link_check_catches_a_moved_function_and_a_moved_equation(tmp_path):
+    # The check can fail: a link shifted by a line, a wrong marker, a missing function.
+    (tmp_path / "m.py").write_text(MODULE, encoding="utf-8")
+    doc = tmp_path / "doc.md"
+
+    def link(text, start, end, marker):
+        return CodeLink(doc, text, tmp_path / "m.py", start, end, marker, "[link]")
+
+    assert check_code_link(link("`first`", 2, 2, "eq 5: V"))[0] is None
+    assert check_code_link(link("`Layer.backward`", 8, 9, "eq 11: dX"))[0] is None
+    assert check_code_link(link("`Layer.backward`", 6, 9, None))[0] is None  # whole method
+    problem, fix = check_code_link(link("`Layer.backward`", 7, 7, "eq 11: dX"))  # moved
+    assert problem is not None and fix == (9, 9)
+    assert check_code_link(link("`first`", 2, 2, "eq 99: nowhere"))[0] is not None
+    assert check_code_link(link("`second`", 2, 2, None))[0] is not None
+    assert check_code_link(link("`first`", 8, 9, "eq 11: dX"))[0] is not None  # not in first
+    assert check_code_link(link("a link with no name", 2, 2, None))[0] is not None
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_rel)
