@@ -11,6 +11,11 @@ Shapes, stated once (B = batch, n = inputs, m = outputs)::
 
 ``X~ W`` is computed as ``X W[:-1] + W[-1]``, the same product without building X~.
 The forward is array-API style, so JAX traces this very code; the backward is numpy.
+
+Every function takes optional ``out`` buffers (numpy only). They change where a result is
+written, never how it is computed: ``np.matmul(x, w, out=v)`` performs the same product as
+``x @ w``, so a result is bit for bit the same with or without a buffer. The training step
+reuses buffers so that it does not ask the allocator for fresh large arrays on every call.
 """
 
 from __future__ import annotations
@@ -19,12 +24,27 @@ import numpy as np
 
 from .activations import Activation
 
-__all__ = ["dense_backward", "dense_forward", "weight_and_input_grads"]
+__all__ = [
+    "dense_backward",
+    "dense_forward",
+    "input_grad",
+    "weight_and_input_grads",
+    "weight_grad",
+]
 
 
-def dense_forward(x: np.ndarray, w: np.ndarray, act: Activation) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(V, Y)`` for input ``x (B, n)`` and weights ``w (n+1, m)``; both ``(B, m)``."""
-    v = x @ w[:-1] + w[-1]  # eq 4-5: V = X~ W, X~ = [X, 1]
+def dense_forward(
+    x: np.ndarray, w: np.ndarray, act: Activation, *, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(V, Y)`` for input ``x (B, n)`` and weights ``w (n+1, m)``; both ``(B, m)``.
+
+    ``out``: optional numpy buffer ``(B, m)`` that receives V (numpy inputs only; JAX traces
+    the ``out is None`` branch, which is the same expression).
+    """
+    if out is None:
+        v = x @ w[:-1] + w[-1]  # eq 4-5: V = X~ W, X~ = [X, 1]
+    else:  # the same expression, written into a reused buffer
+        v = np.add(np.matmul(x, w[:-1], out=out), w[-1], out=out)  # eq 4-5
     y = act(v)  # eq 6: Y = act(V)
     return v, y
 
@@ -45,15 +65,31 @@ def dense_backward(
     return dv, dw, dx
 
 
+def weight_grad(x: np.ndarray, dv: np.ndarray, *, out: np.ndarray) -> np.ndarray:
+    """Write ``dE/dW (n+1, m)`` into ``out`` from ``x (B, n)`` and ``dv = dE/dV (B, m)``."""
+    np.matmul(x.T, dv, out=out[:-1])  # eq 8: dV/dW = X~, so dE/dW = X~^T dE/dV ...
+    np.add.reduce(dv, axis=0, out=out[-1])  # ... whose last (bias) row is the batch sum of dE/dV
+    return out
+
+
+def input_grad(
+    w: np.ndarray, dv: np.ndarray, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``dE/dX (B, n)`` from ``dv = dE/dV (B, m)`` and the weights ``w (n+1, m)`` as they are.
+
+    Call it before any update of ``w`` (erratum 3).
+    """
+    return np.matmul(dv, w[:-1].T, out=out)  # eq 11: dV/dX = W without its bias row (errata 1, 4)
+
+
 def weight_and_input_grads(
     x: np.ndarray, w: np.ndarray, dv: np.ndarray, *, need_dx: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """From ``dv = dE/dV (B, m)``: ``dE/dW (n+1, m)`` and ``dE/dX (B, n)`` (None if not needed).
 
-    ``dE/dX`` uses ``w`` as given: call this before any update of ``w`` (erratum 3).
+    Both are fresh arrays. ``dE/dX`` uses ``w`` as given: call this before any update of ``w``
+    (erratum 3).
     """
-    dw = np.empty_like(w)
-    np.matmul(x.T, dv, out=dw[:-1])  # eq 8: dV/dW = X~, so dE/dW = X~^T dE/dV ...
-    np.sum(dv, axis=0, out=dw[-1])  # ... whose last (bias) row is the batch sum of dE/dV
-    dx = dv @ w[:-1].T if need_dx else None  # eq 11: dV/dX = W without its bias row (erratum 1, 4)
+    dw = weight_grad(x, dv, out=np.empty_like(w))  # eq 8
+    dx = input_grad(w, dv) if need_dx else None  # eq 11
     return dw, dx

@@ -4,6 +4,11 @@ Readable rather than clever: the math is in ``layer.py`` (one layer) and ``passe
 layers); this class holds the configuration and the weights, validates what users hand it, and
 guarantees that a failed call changes nothing.
 
+Speed without a second copy of the math: ``step`` and ``gradients`` run the same passes as
+``trace``, but write their intermediate terms into buffers kept between calls (``workspace.py``)
+and check their inputs with one sum of squares per array in the common case, handing anything
+unusual to the full checks of ``validation.py``.
+
 Conventions (docs/derivation.md has the full derivation):
 
 - ``weights[k]`` has shape ``(n_k + 1, n_{k+1})``; its **last row is the bias** (eq 1-2).
@@ -14,6 +19,7 @@ Conventions (docs/derivation.md has the full derivation):
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -22,17 +28,42 @@ import numpy as np
 from .activations import Activation, resolve_activations
 from .errors import DivergenceError
 from .initialization import init_weights
+from .layer import weight_grad
 from .losses import Loss, get_loss
-from .passes import Trace, backward_pass, forward_pass, loss_from_trace
+from .passes import (
+    Trace,
+    backward_pass,
+    backward_sweep,
+    forward_pass,
+    loss_from_trace,
+    output_loss,
+)
 from .validation import (
+    ROW_SUM_TOLERANCE,
     check_inputs,
     check_layer_sizes,
     check_learning_rate,
     check_targets,
     check_weights,
 )
+from .workspace import Workspace, WorkspaceCache
 
 __all__ = ["Network"]
+
+# Squares of entries below this are "moderate": |w| < 1e150, far from overflow. The cheap checks
+# below test the sum of squares of an array against it (a NaN or Inf anywhere makes it fail);
+# an array that fails is handed to the full check, so only the cost differs, never the verdict.
+_MODERATE_SQ = 1e300
+_MODERATE = 1e150
+# Targets of these built-in losses must be probabilities (rows summing to 1 for cross_entropy).
+_PROBABILITY_TARGETS = ("cross_entropy", "binary_cross_entropy")
+
+
+def _moderate(a: np.ndarray) -> bool:
+    """True when every entry of ``a`` is finite and below 1e150 in magnitude (not conversely:
+    a sum of squares can overflow with moderate entries, which only sends ``a`` to a full check).
+    """
+    return bool(np.vdot(a, a) < _MODERATE_SQ)
 
 
 class Network:
@@ -99,21 +130,58 @@ class Network:
         return f"Network({self.layer_sizes}, activations={acts}, loss={self.loss_function.name!r})"
 
     def _checked_weights(self) -> list[np.ndarray]:
-        # Cheap guard for weights edited in place by the user: shapes, and finiteness via one
-        # sum per array (a NaN or Inf anywhere makes the sum non-finite).
-        for k, w in enumerate(self._weights):
-            expected = (self.layer_sizes[k] + 1, self.layer_sizes[k + 1])
-            if not isinstance(w, np.ndarray) or w.shape != expected or w.dtype != np.float64:
-                check_weights(self._weights, self.layer_sizes)  # raises with the details
-            if not np.isfinite(np.sum(w)):
-                check_weights(self._weights, self.layer_sizes)
+        self._check_weights()
         return self._weights
 
+    def _check_weights(self) -> bool:
+        """Guard for weights edited in place by the user; raises as ``check_weights`` does.
+
+        Returns True when every weight is a float64 array of its shape with entries below
+        1e150 in magnitude (what the training step's fast update relies on).
+        """
+        # Cheap: shapes, and finiteness via one sum of squares per array; anything unusual
+        # goes to the full check, which raises with the details.
+        moderate = True
+        sizes = self.layer_sizes
+        for k, w in enumerate(self._weights):
+            expected = (sizes[k] + 1, sizes[k + 1])
+            if not isinstance(w, np.ndarray) or w.shape != expected or w.dtype != np.float64:
+                check_weights(self._weights, sizes)  # raises with the details
+                moderate = False
+            elif not _moderate(w):
+                check_weights(self._weights, sizes)  # raises if an entry is NaN or Inf
+                moderate = False
+        return moderate
+
     def _inputs(self, x: object) -> np.ndarray:
-        return check_inputs(x, self.layer_sizes[0])
+        n0 = self.layer_sizes[0]
+        if (  # the common case, checked cheaply; everything else gets the full check
+            type(x) is np.ndarray
+            and x.dtype == np.float64
+            and x.ndim == 2
+            and x.shape[1] == n0
+            and x.shape[0] > 0
+            and _moderate(x)
+        ):
+            return x
+        return check_inputs(x, n0)
 
     def _targets(self, t: object, batch: int) -> np.ndarray:
-        return check_targets(t, self.loss_function, batch, self.layer_sizes[-1])
+        loss, n_out = self.loss_function, self.layer_sizes[-1]
+        if (  # the common case, checked cheaply; everything else gets the full check
+            type(t) is np.ndarray
+            and t.dtype == np.float64
+            and t.shape == (batch, n_out)
+            and _plain_targets_ok(t, loss)
+        ):
+            return t
+        return check_targets(t, loss, batch, n_out)
+
+    def _workspace(self, batch: int) -> Workspace:
+        cache = self.__dict__.get("_work")
+        if cache is None:
+            cache = self._work = WorkspaceCache()
+        return cache.get(self.layer_sizes, batch)
 
     # --- the public passes --------------------------------------------------------------
 
@@ -148,9 +216,21 @@ class Network:
         self, X: np.ndarray, T: np.ndarray
     ) -> tuple[float, list[np.ndarray], np.ndarray]:
         """Return ``(E, dW, dX)``: the loss, ``dE/dW`` shaped like ``weights``, ``dE/dX`` like X."""
-        trace = self.trace(X, T, need_input_grad=True)
-        dx = trace.dxs[0].reshape(np.shape(X))
-        return trace.loss, trace.dws, dx
+        x = self._inputs(X)
+        t = self._targets(T, x.shape[0])
+        weights = self._checked_weights()
+        # The passes of ``_trace``, with V and the inner dE/dX in reused buffers. What is
+        # returned (dE/dW of every layer, dE/dX of the input) is fresh, and allocated first:
+        # the short-lived temporaries then come after it in the heap, which in the usual
+        # pattern lets the allocator reuse the same memory from call to call instead of
+        # returning it to the system and faulting it back in (see benchmarks/results.md).
+        dws = [np.empty_like(w) for w in weights]
+        dx = np.empty(x.shape)
+        work = self._workspace(x.shape[0])
+        loss, xs, dvs = self._buffered_passes(x, t, weights, work, dx0=dx)
+        for x_k, dv, dw in zip(xs, dvs, dws):
+            weight_grad(x_k, dv, out=dw)  # eq 8: dE/dW = X~^T dE/dV
+        return loss, dws, dx.reshape(np.shape(X))  # dx: eq 11 for the input
 
     def step(self, X: np.ndarray, T: np.ndarray, lr: float) -> float:
         """One SGD step ``W <- W - lr dE/dW`` (eq 10) on every layer; returns E before the step.
@@ -159,26 +239,64 @@ class Network:
             DivergenceError: the loss, a gradient or an updated weight is not finite; the
                 weights are left as they were.
         """
-        lr = check_learning_rate(lr)
+        if not (type(lr) is float and 0.0 < lr < math.inf):  # else the check returns lr as is
+            lr = check_learning_rate(lr)
         x = self._inputs(X)
         return self._step(x, self._targets(T, x.shape[0]), lr)
 
     def _step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
         # dE/dX of the input is not needed for an update, so it is not computed.
-        trace = self._trace(x, t, need_input_grad=False)
-        if not np.isfinite(trace.loss):
-            raise DivergenceError(f"the loss is {trace.loss}; weights left unchanged")
+        moderate = self._check_weights()
+        weights, work = self._weights, self._workspace(x.shape[0])
+        loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True)
+        if moderate and _update_is_moderate(xs, dvs, lr):
+            # Every updated weight is certainly finite, so each layer is updated as soon as
+            # its dE/dW is known, in place, through one reused buffer.
+            for w, x_k, dv, dw in zip(weights, xs, dvs, work.dws):
+                weight_grad(x_k, dv, out=dw)  # eq 8: dE/dW = X~^T dE/dV
+                np.subtract(w, np.multiply(dw, lr, out=dw), out=w)  # eq 10: W <- W - lr dE/dW
+            return loss
+        # Otherwise (a non-finite gradient, or values near overflow): every new weight is
+        # computed and checked before any is committed.
         updated = []
-        for k, (w, dw) in enumerate(zip(self._weights, trace.dws)):
+        for k, (w, x_k, dv) in enumerate(zip(weights, xs, dvs)):
+            dw = weight_grad(x_k, dv, out=np.empty_like(w))  # eq 8
             new = w - lr * dw  # eq 10
             if not np.isfinite(np.sum(new)):
                 raise DivergenceError(
                     f"the update of weights[{k}] is not finite (lr={lr}); weights left unchanged"
                 )
             updated.append(new)
-        for w, new in zip(self._weights, updated):  # commit only once every layer is finite
+        for w, new in zip(weights, updated):  # commit only once every layer is finite
             w[...] = new
-        return trace.loss
+        return loss
+
+    def _buffered_passes(
+        self,
+        x: np.ndarray,
+        t: np.ndarray,
+        weights: list[np.ndarray],
+        work: Workspace,
+        *,
+        dx0: np.ndarray | None = None,
+        step: bool = False,
+    ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+        """Forward, loss and the backward chain (without dE/dW) of ``x (B, n0)``, writing V and
+        the inner layers' dE/dX into ``work`` (see workspace.py); returns ``(E, xs, dvs)`` as
+        in ``Trace``. dE/dX of the input goes into ``dx0 (B, n0)``, if given, else nowhere.
+
+        With ``step``, a non-finite loss raises ``DivergenceError`` before the backward pass.
+        """
+        acts, loss_fn = self.activations, self.loss_function
+        fwd = forward_pass(weights, x, acts, out=work.vs)
+        loss = float(output_loss(fwd.vs[-1], fwd.ys[-1], t, loss_fn))
+        if step and not math.isfinite(loss):
+            raise DivergenceError(f"the loss is {loss}; weights left unchanged")
+        _, dvs, _ = backward_sweep(
+            weights, fwd.vs, fwd.ys, t, acts, loss_fn,
+            need_input_grad=dx0 is not None, dx_out=[dx0, *work.dxs[1:]],
+        )
+        return loss, fwd.xs, dvs
 
     # --- training and files -------------------------------------------------------------
 
@@ -214,3 +332,28 @@ class Network:
         from .serialization import load_network
 
         return load_network(path)
+
+
+def _plain_targets_ok(t: np.ndarray, loss: Loss) -> bool:
+    """True only if ``check_targets`` accepts the float64 rows ``t (B, nL)`` unchanged."""
+    if not (loss.builtin and loss.name in _PROBABILITY_TARGETS):
+        return _moderate(t)  # finite
+    if not (t.min() >= 0.0 and t.max() <= 1.0):  # finite probabilities (False for NaN)
+        return False
+    if loss.name == "cross_entropy":  # rows sum to 1
+        return bool(np.all(np.abs(t.sum(axis=1) - 1.0) <= ROW_SUM_TOLERANCE))
+    return True
+
+
+def _update_is_moderate(xs: Sequence[np.ndarray], dvs: Sequence[np.ndarray], lr: float) -> bool:
+    """True when every entry of every ``lr * dE/dW`` is certainly finite and below 1e150.
+
+    Cheap (two sums of squares per layer, no dE/dW needed): entry (i, j) of dE/dW = X~^T dV is
+    a dot product of two columns, so by Cauchy-Schwarz it is at most ``|X~|_F |dV|_F``, with
+    ``|X~|_F^2 = |X|_F^2 + B``. With weights below 1e150 too, W - lr dE/dW cannot overflow.
+    """
+    for x, dv in zip(xs, dvs):
+        bound = lr * math.sqrt(np.vdot(x, x) + x.shape[0]) * math.sqrt(np.vdot(dv, dv))
+        if not bound < _MODERATE:  # also False for NaN
+            return False
+    return True

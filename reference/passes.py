@@ -8,6 +8,10 @@ forward that could drift). ``backward_pass`` is numpy only and returns every int
 
 Layer k (0-based) maps ``xs[k] (B, n_k)`` to ``ys[k] (B, n_{k+1})``; ``xs[k+1] is ys[k]``.
 Shapes of the layer terms are in ``layer.py``.
+
+The training step runs the same two passes with reused numpy buffers (``out`` arguments): the
+forward writes V into them, and ``backward_sweep`` writes dE/dX into them and leaves dE/dW to
+the step, which needs it only long enough to apply eq 10.
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import Activation
-from .layer import dense_backward, dense_forward, weight_and_input_grads
+from .layer import dense_forward, input_grad, weight_grad
 from .losses import Loss
 
-__all__ = ["Trace", "backward_pass", "forward_pass", "loss_from_trace", "network_loss"]
+__all__ = [
+    "Trace",
+    "backward_pass",
+    "backward_sweep",
+    "forward_pass",
+    "loss_from_trace",
+    "network_loss",
+    "output_loss",
+]
 
 
 @dataclass
@@ -53,23 +65,36 @@ class Trace:
 
 
 def forward_pass(
-    weights: Sequence[np.ndarray], x: np.ndarray, activations: Sequence[Activation]
+    weights: Sequence[np.ndarray],
+    x: np.ndarray,
+    activations: Sequence[Activation],
+    *,
+    out: Sequence[np.ndarray] | None = None,
 ) -> Trace:
-    """Run eq 4-6 through every layer; ``x`` is ``(B, n0)``. numpy or JAX arrays."""
+    """Run eq 4-6 through every layer; ``x`` is ``(B, n0)``. numpy or JAX arrays.
+
+    ``out``: optional numpy buffers, ``out[k]`` of shape ``(B, n_{k+1})`` receives V of layer k
+    (the values are the same as without them; see ``layer.dense_forward``).
+    """
     xs, vs, ys = [x], [], []
-    for w, act in zip(weights, activations):
-        v, y = dense_forward(xs[-1], w, act)
+    for k, (w, act) in enumerate(zip(weights, activations)):
+        v, y = dense_forward(xs[-1], w, act, out=None if out is None else out[k])
         vs.append(v)
         ys.append(y)
         xs.append(y)
     return Trace(xs=xs[:-1], vs=vs, ys=ys)
 
 
+def output_loss(v: np.ndarray, y: np.ndarray, t: np.ndarray, loss: Loss):
+    """E from the output layer's ``V`` and ``Y`` (B, nL): from V when the loss is fused."""
+    if loss.fused:
+        return loss.value_from_v(v, t)
+    return loss.value(y, t)
+
+
 def loss_from_trace(trace: Trace, t: np.ndarray, loss: Loss):
     """E from a forward trace: from V when the loss is fused with its output activation."""
-    if loss.fused:
-        return loss.value_from_v(trace.vs[-1], t)
-    return loss.value(trace.ys[-1], t)
+    return output_loss(trace.vs[-1], trace.ys[-1], t, loss)
 
 
 def network_loss(
@@ -83,6 +108,45 @@ def network_loss(
     return loss_from_trace(forward_pass(weights, x, activations), t, loss)
 
 
+def backward_sweep(
+    weights: Sequence[np.ndarray],
+    vs: Sequence[np.ndarray],
+    ys: Sequence[np.ndarray],
+    t: np.ndarray,
+    activations: Sequence[Activation],
+    loss: Loss,
+    *,
+    need_input_grad: bool = True,
+    dx_out: Sequence[np.ndarray | None] | None = None,
+) -> tuple[list[np.ndarray | None], list[np.ndarray], list[np.ndarray | None]]:
+    """The chain of eq 7-9 and 11, last layer first: ``(gs, dvs, dxs)`` as in ``Trace``.
+
+    dE/dW (eq 8) is left out: it needs only ``xs[k]`` and ``dvs[k]``, so the caller computes it
+    where it wants it (``backward_pass`` into fresh arrays, the training step into a buffer).
+    ``dx_out[k]``: optional numpy buffer ``(B, n_k)`` for ``dxs[k]``.
+    Uses ``weights`` as they were in the forward pass: no update happens here (erratum 3).
+    """
+    n_layers = len(weights)
+    gs: list = [None] * n_layers
+    dvs: list = [None] * n_layers
+    dxs: list = [None] * n_layers
+    last = n_layers - 1
+    for k in range(last, -1, -1):
+        v, y, act = vs[k], ys[k], activations[k]
+        if k < last:
+            gs[k] = g = dxs[k + 1]  # eq 11: dE/dX of layer k+1 is dE/dY of layer k
+            dvs[k] = act.backward(v, y, g)  # eq 8-9: dE/dV = dE/dY * act'(V), act' at V
+        elif loss.fused:
+            dvs[k] = loss.grad_v(v, y, t)  # eq 7-9 for the loss and output activation together
+        else:
+            gs[k] = g = loss.grad(y, t)  # eq 7: dE/dY = error'(Y) at the output
+            dvs[k] = act.backward(v, y, g)  # eq 8-9
+        if k > 0 or need_input_grad:
+            out = None if dx_out is None else dx_out[k]
+            dxs[k] = input_grad(weights[k], dvs[k], out=out)  # eq 11 (weights before any update)
+    return gs, dvs, dxs
+
+
 def backward_pass(
     weights: Sequence[np.ndarray],
     trace: Trace,
@@ -94,27 +158,15 @@ def backward_pass(
 ) -> Trace:
     """Fill ``trace`` with dE/dY, dE/dV, dE/dW and dE/dX of every layer, last layer first.
 
-    Uses ``weights`` as they were in the forward pass: no update happens here (erratum 3).
+    Every array it adds is fresh (the caller may keep them). Uses ``weights`` as they were in
+    the forward pass: no update happens here (erratum 3).
     """
-    n_layers = len(weights)
-    gs: list = [None] * n_layers
-    dvs: list = [None] * n_layers
-    dws: list = [None] * n_layers
-    dxs: list = [None] * n_layers
-    last = n_layers - 1
-    g = None
-    for k in range(last, -1, -1):
-        need_dx = k > 0 or need_input_grad
-        x, w, v, y, act = trace.xs[k], weights[k], trace.vs[k], trace.ys[k], activations[k]
-        if k == last and loss.fused:
-            dvs[k] = loss.grad_v(v, y, t)  # eq 7-9 for the loss and output activation together
-            dws[k], dxs[k] = weight_and_input_grads(x, w, dvs[k], need_dx=need_dx)  # eq 8, 11
-        else:
-            if k == last:
-                g = loss.grad(y, t)  # eq 7: dE/dY = error'(Y) at the output
-            gs[k] = g
-            dvs[k], dws[k], dxs[k] = dense_backward(x, w, v, y, g, act, need_dx=need_dx)
-        g = dxs[k]  # eq 11: dE/dX of layer k is dE/dY of layer k-1
+    gs, dvs, dxs = backward_sweep(
+        weights, trace.vs, trace.ys, t, activations, loss, need_input_grad=need_input_grad
+    )
+    dws = [
+        weight_grad(x, dv, out=np.empty_like(w))  # eq 8: dE/dW = X~^T dE/dV
+        for x, w, dv in zip(trace.xs, weights, dvs)
+    ]
     trace.gs, trace.dvs, trace.dws, trace.dxs = gs, dvs, dws, dxs
     return trace
-
