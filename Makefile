@@ -28,5 +28,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# Speed and memory against JAX and torch (when installed), in one process; writes
+# benchmarks/results.md. Not part of `make test`: timings are reported, never asserted.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,126 @@
+"""Section: where the reference's time goes on mnist, and the BLAS it stands on.
+
+The reference's training step and gradients are split into their phases, each timed alone on
+the same data (so the parts add up only roughly: a phase timed alone runs with warmer caches
+than inside a step). Then the three large matrix products of layer 0 and the eq-10 update are
+timed in numpy and in torch on identical arrays: what any numpy program pays for them here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.layer import weight_grad
+from reference.passes import backward_sweep, forward_pass, output_loss
+
+from .sections import Context, markdown_table, ms, ratio, section
+
+PROBLEM = "mnist"
+
+
+def _phases(ctx: Context) -> list[list[str]]:
+    problem = next(p for p in ctx.problems if p.name == PROBLEM)
+    net = problem.network()
+    x, t = problem.data(seed=1)
+    acts, loss = net.activations, net.loss_function
+    weights = net.weights
+    work = net._workspace(problem.batch)
+    fwd = forward_pass(weights, x, acts, out=work.vs)
+    _, dvs, _ = backward_sweep(weights, fwd.vs, fwd.ys, t, acts, loss, need_input_grad=False,
+                               dx_out=work.dxs)
+    dws = work.dws
+    lr = 1e-12
+
+    def checks():
+        net._inputs(x)
+        net._targets(t, problem.batch)
+        net._check_weights()
+
+    def activations():
+        for act, v in zip(acts, fwd.vs):
+            act(v)
+
+    def forward_matmuls():
+        for x_k, w, v in zip(fwd.xs, weights, work.vs):
+            np.add(np.matmul(x_k, w[:-1], out=v), w[-1], out=v)
+
+    def dw_matmuls():
+        for x_k, dv, dw in zip(fwd.xs, dvs, dws):
+            weight_grad(x_k, dv, out=dw)
+
+    def update():
+        for w, dw in zip(weights, dws):
+            np.subtract(w, np.multiply(dw, lr, out=dw), out=w)
+
+    fns = {
+        "whole step": lambda: net.step(x, t, lr),
+        "whole gradients": lambda: net.gradients(x, t),
+        "whole forward": lambda: net.forward(x),
+        "input checks (X, T, weights)": checks,
+        "forward: matmul + bias, 3 layers": forward_matmuls,
+        "forward: activations (relu, relu, softmax)": activations,
+        "loss value (cross-entropy from V)": lambda: output_loss(fwd.vs[-1], fwd.ys[-1], t, loss),
+        "backward chain: act', loss', dE/dX of layers 1-2": lambda: backward_sweep(
+            weights, fwd.vs, fwd.ys, t, acts, loss, need_input_grad=False, dx_out=work.dxs),
+        "dE/dX of the input (gradients only)": lambda: np.matmul(dvs[0], weights[0][:-1].T),
+        "dE/dW: X~^T dE/dV, 3 layers": dw_matmuls,
+        "eq 10 update in place, 3 layers": update,
+    }
+    times = {  # one contender at a time: no need for alternating blocks
+        name: ctx.time({name: fn}, cycles=1, samples_per_cycle=40)[name].median
+        for name, fn in fns.items()
+    }
+    step = times["whole step"]
+    return [[name, ms(s), ratio(s, step)] for name, s in times.items()]
+
+
+def _blas(ctx: Context) -> list[list[str]] | None:
+    if ctx.peers.get("torch") is None:
+        return None
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 784))
+    w = rng.standard_normal((785, 256))
+    dv = rng.standard_normal((64, 256))
+    d = rng.standard_normal((785, 256))
+    v, dx, dw, scaled = np.empty((64, 256)), np.empty((64, 784)), np.empty((785, 256)), d.copy()
+    tx, tw, tdv, td = (torch.tensor(a) for a in (x, w, dv, d))
+    tv, tdx, tdw = torch.empty(64, 256, dtype=torch.float64), torch.empty(
+        64, 784, dtype=torch.float64), torch.empty(785, 256, dtype=torch.float64)
+    cases = {
+        "X W (64x784 @ 784x256), forward": (
+            lambda: np.matmul(x, w[:-1], out=v), lambda: torch.mm(tx, tw[:-1], out=tv)),
+        "X^T dV (784x64 @ 64x256), dE/dW": (
+            lambda: np.matmul(x.T, dv, out=dw[:-1]), lambda: torch.mm(tx.T, tdv, out=tdw[:-1])),
+        "dV W^T (64x256 @ 256x784), dE/dX": (
+            lambda: np.matmul(dv, w[:-1].T, out=dx), lambda: torch.mm(tdv, tw[:-1].T, out=tdx)),
+        "W - lr dW in place (785x256)": (
+            lambda: np.subtract(w, np.multiply(d, 1e-12, out=scaled), out=w),
+            lambda: tw.sub_(td, alpha=1e-12)),
+    }
+    rows = []
+    for name, (np_fn, torch_fn) in cases.items():
+        r = ctx.time({"numpy": np_fn, "torch": torch_fn})
+        a, b = r["numpy"].median, r["torch"].median
+        rows.append([name, ms(a), ms(b), ratio(a, b)])
+    return rows
+
+
+@section("Where the time goes (mnist)")
+def where_the_time_goes(ctx: Context) -> str:
+    parts = [
+        "The reference's phases, each timed alone (fraction of one whole step; they add up "
+        "only roughly).\n",
+        markdown_table(["phase", "ms", "of a step"], _phases(ctx)),
+    ]
+    blas = _blas(ctx)
+    if blas is None:
+        parts.append("\ntorch is not installed: the BLAS comparison is skipped.")
+    else:
+        parts += [
+            "\nThe same products and update in numpy (OpenBLAS) and torch (MKL, and a fused "
+            "multi-threaded `sub_`) on identical arrays, 2 threads each:\n",
+            markdown_table(["operation", "numpy ms", "torch ms", "numpy / torch"], blas),
+        ]
+    return "\n".join(parts)
