@@ -94,10 +94,14 @@ class Row:
         index = f" [{', '.join(map(str, self.index))}]" if self.index else ""
         what = "derivative" if self.term in ("activation", "loss", "derivative") else self.term
         verb = {FAIL: "wrong", DOUBT: "in doubt", KINK: "at a kink", PASS: "right"}[self.status]
+        if self.at is not None:  # got/expected are act'(v) itself: say how far off it is
+            rel = abs(self.got - self.expected) / max(abs(self.expected), np.finfo(float).tiny)
+            size = f"rel err {rel:.2e}"
+        else:  # the worst entry's own error and tolerance
+            size = f"abs err {abs(self.got - self.expected):.2e}, tolerance {self.tolerance:.2e}"
         return (
             f"{self.where} ({self.scope}): {what} {verb}{at}{index} "
-            f"(got {self.got:.6g}, expected {self.expected:.6g}; "
-            f"abs err {self.max_abs_err:.2e}, tolerance {self.tolerance:.2e})"
+            f"(got {self.got:.6g}, expected {self.expected:.6g}; {size})"
         )
 
 
