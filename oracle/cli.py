@@ -19,11 +19,13 @@ function (it returns a Report), registered in ``COMMANDS``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from reference.cli_tools import UsageError, read_config
+from reference.cli_tools import build_parser as build_parser_for
 
 __all__ = ["main"]
 
@@ -37,17 +39,6 @@ OUTPUT_ACTIVATION = {"mse": "identity", "cross_entropy": "softmax",
 """The default last activation for each loss (hidden layers default to tanh)."""
 
 CONFIG_KEYS = ("sizes", "activations", "loss", "batch", "seed", "init")
-
-
-class UsageError(Exception):
-    """Bad usage or bad input: reported on one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but its errors are one line on stderr (exit 2) instead of usage + error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 # --- check ---------------------------------------------------------------------------------
@@ -95,7 +86,7 @@ def _options(args: argparse.Namespace) -> dict:
     if args.config is not None:
         if args.network is not None:
             raise UsageError("--config and --network exclude each other")
-        config = _read_config(args.config)
+        config = read_config(args.config, CONFIG_KEYS)
     if args.network is not None:
         clash = [f"--{k}" for k in ("sizes", "activations", "loss", "init") if k in given]
         if clash:
@@ -114,25 +105,6 @@ def _options(args: argparse.Namespace) -> dict:
 def _require_int(value: object, what: str, least: int, kind: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise UsageError(f"{what} must be {kind}, got {value!r}")
-
-
-def _read_config(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"config {path} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"config {path} must hold a JSON object, got {type(config).__name__}")
-    if "layer_sizes" in config and "sizes" not in config:  # the name Network.save uses
-        config["sizes"] = config.pop("layer_sizes")
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise UsageError(f"config {path}: unknown keys {unknown}; expected any of "
-                         f"{list(CONFIG_KEYS)}")
-    return config
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -318,19 +290,14 @@ COMMANDS: dict[str, Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Check hand-derived gradients against JAX autodiff and finite differences. "
-                    "Exit status: 0 all agree, 1 a gradient is wrong, 2 bad usage or input.",
-        epilog=f"example:\n  {PROG} check --sizes 4,8,3 --activations tanh,softmax "
-               f"--loss cross_entropy\nrun '{PROG} COMMAND --help' for a command's options",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return build_parser_for(
+        PROG,
+        "Check hand-derived gradients against JAX autodiff and finite differences. "
+        "Exit status: 0 all agree, 1 a gradient is wrong, 2 bad usage or input.",
+        f"example:\n  {PROG} check --sizes 4,8,3 --activations tanh,softmax "
+        f"--loss cross_entropy\nrun '{PROG} COMMAND --help' for a command's options",
+        COMMANDS,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (summary, add, _, examples) in COMMANDS.items():
-        add(sub.add_parser(name, help=summary, description=summary, epilog=examples,
-                           formatter_class=argparse.RawDescriptionHelpFormatter))
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,11 +20,13 @@ Exit status: 0 trained and saved; 1 training diverged (nothing is saved); 2 bad 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 import numpy as np
+
+from .cli_tools import UsageError, read_config
+from .cli_tools import build_parser as build_parser_for
 
 __all__ = ["main"]
 
@@ -55,15 +57,6 @@ examples:
 """
 
 
-class UsageError(Exception):
-    """Bad usage or bad input: one line on stderr, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
 # --- train ---------------------------------------------------------------------------------
 
 
@@ -92,30 +85,11 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _read_config(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"config {path} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"config {path} must hold a JSON object, got {type(config).__name__}")
-    if "layer_sizes" in config and "sizes" not in config:  # the name Network.save uses
-        config["sizes"] = config.pop("layer_sizes")
-    unknown = sorted(set(config) - set(NETWORK_KEYS + TRAINING_KEYS))
-    if unknown:
-        raise UsageError(f"config {path}: unknown keys {unknown}; expected any of "
-                         f"{list(NETWORK_KEYS + TRAINING_KEYS)}")
-    return config
-
-
 def _options(args: argparse.Namespace) -> dict:
     """defaults < config file < flags; sizes and activations as lists."""
-    config = _read_config(args.config) if args.config is not None else {}
-    given = {k: getattr(args, k) for k in NETWORK_KEYS + TRAINING_KEYS
-             if getattr(args, k) is not None}
+    keys = NETWORK_KEYS + TRAINING_KEYS
+    config = read_config(args.config, keys) if args.config is not None else {}
+    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     options = {**DEFAULTS, **config, **given}
     if "sizes" not in options:
         raise UsageError("give the layer sizes: --sizes 9,9,9, or \"sizes\" in a --config file")
@@ -252,18 +226,13 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Train simple-net networks from the shell (numpy only). Exit status: "
-                    "0 done, 1 training diverged, 2 bad usage or input.",
-        epilog=TRAIN_EXAMPLES + f"run '{PROG} COMMAND --help' for a command's options",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return build_parser_for(
+        PROG,
+        "Train simple-net networks from the shell (numpy only). Exit status: "
+        "0 done, 1 training diverged, 2 bad usage or input.",
+        TRAIN_EXAMPLES + f"run '{PROG} COMMAND --help' for a command's options",
+        COMMANDS,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (summary, add, _, examples) in COMMANDS.items():
-        add(sub.add_parser(name, help=summary, description=summary, epilog=examples,
-                           formatter_class=argparse.RawDescriptionHelpFormatter))
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
