@@ -33,5 +33,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+# Mutation testing of reference/ against the property suite (mutmut; configured in
+# pyproject.toml [tool.mutmut]). Slow (tens of minutes), so not part of `make test`.
+# Results stay in mutants/: `$(PY) -m mutmut browse` shows each survivor.
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[mutation]"
+	HYPOTHESIS_PROFILE=mutation $(PY) -m mutmut run
+	$(PY) -m mutmut results
+
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info
