@@ -220,10 +220,11 @@ def check_network(
                     cb = (lambda done, k=k, n=total: progress(f"layer {k} dW", done, n)
                           ) if progress else None
                     est = network_fd.weight_fd(weights, forward.xs, forward.vs, forward.ys, t,
-                                               acts, loss, k, progress=cb, noise_floor=e_floor)
+                                               acts, loss, k, progress=cb, noise_floor=e_floor,
+                                               reference=ad)
                 elif mode == "exhaustive":
                     est = network_fd.input_fd(weights, forward.xs, t, acts, loss, k,
-                                              noise_floor=e_floor)
+                                              noise_floor=e_floor, reference=ad)
                 verdicts = verdict(got, ad, est, magnitude)
             rows.append(Row.from_verdicts(k, term, "total", verdicts, note=note))
 

@@ -6,8 +6,17 @@ layer are pushed through the rest of the network together as one stacked computa
 to bound memory). When layer k's activation is elementwise, only column j of ``Y_k`` changes
 too, and the next pre-activation is a rank-1 update ``V_{k+1} + dY_j (x) W_{k+1}[j]``.
 
-A layer's input ``X_k[b, i]`` only affects sample b, and the built-in losses are a mean of
-per-sample losses, so input perturbations are run one sample at a time (batch of one).
+The built-in losses are a mean of per-sample losses, so a perturbation that moves only some
+samples (an input ``X_k[b, i]`` moves sample b alone; an inactive relu or a zero input moves
+none) is pushed through for those samples only, one sample each, and the stencil value is
+``E + sum_b (E_b(d) - E_b(0)) / B``: cheaper, and free of the cancellation of two totals.
+
+Adaptive stencil: when JAX's gradient is at hand, every entry first gets ``f(x +- h)`` only.
+An entry whose central difference agrees with JAX to within the *round-off* of the two
+evaluations (eps |terms of E| / h, a bound known before looking; truncation cannot hide below
+it) is settled: finite differences confirm JAX there. The others get ``f(x +- 2h)`` too and the
+full analysis of ``finite_differences.estimate``: Richardson extrapolation, truncation and
+round-off estimates, kink detection.
 
 Everything evaluates the reference's own ``dense_forward``, ``Activation.f`` and ``Loss.value``
 on stacks of shape ``(C, B, width)``; those functions broadcast over the leading axis.
@@ -16,9 +25,7 @@ Each stencil holds f at ``x + k h``, k = -2..2 (see ``finite_differences``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,7 +33,7 @@ from reference.activations import Activation
 from reference.layer import dense_forward
 from reference.losses import Loss
 
-from .finite_differences import OFFSETS, FDEstimate, choose_steps, estimate
+from .finite_differences import EPS, NOISE_SIGMAS, OFFSETS, FDEstimate, choose_steps, estimate
 from .magnitudes import loss_terms_magnitude
 
 __all__ = [
@@ -45,12 +52,18 @@ SPARSE_BELOW = 0.6
 """Push only the moved samples through when fewer than 60 % of (perturbation, sample) pairs
 move (gathering them costs more than it saves above that)."""
 
-WORKERS = min(4, os.cpu_count() or 1)
-"""Threads for chunked finite differences (numpy's array operations release the GIL)."""
+SETTLE = 8.0
+"""An entry is settled when its central difference is within 8 times the round-off bound of
+``(f(x+h) - f(x-h)) / 2h`` of JAX's value (plus 1e-10 of it)."""
 
 _K = np.array(OFFSETS, dtype=np.float64)
+_INNER = np.array([-1.0, 1.0])
+_OUTER = np.array([-2.0, 2.0])
 _MOVED = np.array([k for k in OFFSETS if k != 0], dtype=np.float64)
 """The four offsets that move x; the stencil's centre is the unperturbed loss, shared by all."""
+
+Evaluate = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(flat indices (C,), offsets (n,)) -> f at x + offset h for each: (C, n)``."""
 
 
 def _finish(
@@ -68,31 +81,56 @@ def _finish(
     return loss.value_from_v(v, t) if loss.fused else loss.value(y, t)
 
 
+def _stencil(
+    evaluate: Evaluate,
+    h: np.ndarray,
+    base: float,
+    per_item: int,
+    *,
+    reference: np.ndarray | None,
+    noise_floor: float,
+    progress: Callable[[int], None] | None,
+) -> FDEstimate:
+    """Drive ``evaluate`` over every entry (chunked), adaptively when ``reference`` is given."""
+    n = h.size
+    h = h.reshape(-1)
+    values = np.full((n, len(OFFSETS)), np.nan)
+    values[:, 2] = base
+    size = _chunk_size(per_item)
+
+    def sweep(indices: np.ndarray, offsets: np.ndarray, columns: list[int]) -> None:
+        for start in range(0, indices.size, size):
+            idx = indices[start : start + size]
+            values[idx[:, None], columns] = evaluate(idx, offsets)
+            if progress is not None and indices.size == n:  # the first sweep covers all
+                progress(min(n, start + size))
+
+    everything = np.arange(n)
+    if reference is None:
+        sweep(everything, _MOVED, [0, 1, 3, 4])
+        return estimate(values, h, noise_floor=noise_floor)
+    sweep(everything, _INNER, [1, 3])
+    central = (values[:, 3] - values[:, 1]) / (2 * h)
+    magnitude = np.maximum(np.max(np.abs(values[:, 1:4]), axis=1), noise_floor)
+    noise = EPS * magnitude / h
+    ref = np.reshape(reference, -1)
+    settled = np.abs(central - ref) <= SETTLE * noise + 1e-10 * np.abs(ref)
+    # Settled entries: the central difference, its round-off as the error, no kink.
+    left, right = (values[:, 2] - values[:, 1]) / h, (values[:, 3] - values[:, 2]) / h
+    out = FDEstimate(central.copy(), NOISE_SIGMAS * noise + np.abs(central - ref),
+                     np.zeros(n, bool), np.minimum(left, right) - noise,
+                     np.maximum(left, right) + noise, central, h.copy())
+    rest = np.flatnonzero(~settled)
+    if rest.size:  # the others: the full stencil and its analysis
+        sweep(rest, _OUTER, [0, 4])
+        full = estimate(values[rest], h[rest], noise_floor=noise_floor)
+        for name in ("value", "error", "kink", "lo", "hi", "central"):
+            getattr(out, name)[rest] = getattr(full, name)
+    return out
+
+
 def _chunk_size(per_item: int) -> int:
     return max(1, MAX_STACK_ELEMENTS // max(1, per_item * len(OFFSETS)))
-
-
-def _run_chunks(
-    work: Callable[[np.ndarray], int], n: int, size: int, progress: Callable[[int], None] | None
-) -> None:
-    """Run ``work(indices)`` over ``range(n)`` in chunks, on a few threads.
-
-    numpy releases the GIL inside its array operations, so chunks run in parallel on the
-    machine's cores; each chunk writes disjoint rows of the result.
-    """
-    chunks = [np.arange(a, min(n, a + size)) for a in range(0, n, size)]
-    done = 0
-    if len(chunks) < 4 or WORKERS < 2:
-        for idx in chunks:
-            done += work(idx)
-            if progress is not None:
-                progress(done)
-        return
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for count in pool.map(work, chunks):
-            done += count
-            if progress is not None:
-                progress(done)
 
 
 def weight_fd(
@@ -107,6 +145,7 @@ def weight_fd(
     *,
     progress: Callable[[int], None] | None = None,
     noise_floor: float = 0.0,
+    reference: np.ndarray | None = None,
 ) -> FDEstimate:
     """FD estimate of ``dE/dW_k`` for every entry of ``W_k`` (shape ``(n_k + 1, n_{k+1})``).
 
@@ -114,75 +153,71 @@ def weight_fd(
         xs, vs, ys: the forward pass's per-layer inputs, pre-activations and outputs.
         progress: called with the number of entries done after each chunk.
         noise_floor: the magnitude of E's terms (``magnitudes.loss_value_magnitude``).
+        reference: JAX's dE/dW_k, for the adaptive stencil (None: full stencil everywhere).
     """
     w = weights[k]
-    n_in, m = w.shape
+    m = w.shape[1]
     x_tilde = np.concatenate([xs[k], np.ones((xs[k].shape[0], 1))], axis=1)  # (B, n+1)
     h = choose_steps(w)  # (n+1, m)
     batch = xs[k].shape[0]
-    last = k == len(weights) - 1
-    rank_one = activations[k].elementwise and not last
-    widest = max(v.shape[1] for v in vs[k:])
-    n_moved = len(_MOVED)
-    values = np.empty((n_in * m, len(OFFSETS)))
+    rank_one = activations[k].elementwise and k < len(weights) - 1
     # The centre: the same computation with a zero perturbation, done once.
     start_layer, start_v = (k + 1, vs[k + 1]) if rank_one else (k, vs[k])
-    base = _finish(start_v[None], start_layer, weights, activations, loss, t)[0]
-    values[:, 2] = base
+    base = float(_finish(start_v[None], start_layer, weights, activations, loss, t)[0])
     separable = loss.builtin  # a mean of per-sample losses
     per_sample = (
         _finish(vs[k + 1][:, None, :], k + 1, weights, activations, loss, t[:, None, :])
         if rank_one and separable else None
     )
-    moved_cols = [c for c, off in enumerate(OFFSETS) if off != 0]
 
-    def chunk(idx: np.ndarray) -> int:
+    def evaluate(idx: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         i, j = np.divmod(idx, m)
-        deltas = h[i, j][:, None] * _MOVED[None, :]  # (C, 4)
-        # column j of V_k, perturbed: (C, 4, B)
+        deltas = h[i, j][:, None] * offsets[None, :]  # (C, n)
+        # column j of V_k, perturbed: (C, n, B)
         col = vs[k][:, j].T[:, None, :] + deltas[:, :, None] * x_tilde[:, i].T[:, None, :]
-        c = idx.size * n_moved
+        c = idx.size * offsets.size
         if rank_one:
-            dy = activations[k](col) - ys[k][:, j].T[:, None, :]  # (C, 4, B)
+            dy = activations[k](col) - ys[k][:, j].T[:, None, :]  # (C, n, B)
             moved = np.any(dy != 0, axis=1)  # (C, B): samples whose unit j changes at all
             if separable and moved.mean() < SPARSE_BELOW:
-                values[idx[:, None], moved_cols] = _sparse_rank_one(
-                    dy, moved, j, k, weights, vs, activations, loss, t, per_sample, base)
-                return idx.size
+                rows = np.nonzero(moved)
+                nxt = vs[k + 1][rows[1]][:, None, :] + (
+                    dy[rows[0], :, rows[1]][..., None] * weights[k + 1][j[rows[0]]][:, None, :])
+                return _per_sample(nxt, rows, k + 1, weights, activations, loss, t, per_sample,
+                                   base, idx.size)
             nxt = vs[k + 1][None, None] + dy[..., None] * weights[k + 1][j][:, None, None, :]
             e = _finish(nxt.reshape(c, batch, -1), k + 1, weights, activations, loss, t)
         else:
-            stack = np.broadcast_to(vs[k], (idx.size, n_moved, batch, m)).copy()
+            stack = np.broadcast_to(vs[k], (idx.size, offsets.size, batch, m)).copy()
             stack[np.arange(idx.size), :, :, j] = col
             e = _finish(stack.reshape(c, batch, m), k, weights, activations, loss, t)
-        values[idx[:, None], moved_cols] = np.reshape(e, (idx.size, n_moved))
-        return idx.size
+        return np.reshape(e, (idx.size, offsets.size))
 
-    _run_chunks(chunk, n_in * m, _chunk_size(batch * widest), progress)
-    return estimate(values, h.reshape(-1), noise_floor=noise_floor).reshape(w.shape)
+    widest = max(v.shape[1] for v in vs[k:])
+    return _stencil(evaluate, h, base, batch * widest, reference=reference,
+                    noise_floor=noise_floor, progress=progress).reshape(w.shape)
 
 
-def _sparse_rank_one(dy, moved, j, k, weights, vs, activations, loss, t, per_sample, base):
-    """Stencil values from the samples that move only: ``E + sum_b (E_b(d) - E_b(0)) / B``.
+def _per_sample(rows, where, k, weights, activations, loss, t, per_sample, base, count):
+    """Stencil values from single samples: ``E + sum_b (E_b(d) - E_b(0)) / B``.
 
-    For a loss that is a mean of per-sample losses, a sample whose unit j does not change
-    (an inactive relu, a zero input) contributes nothing to the difference, so only the moved
-    (perturbation, sample) pairs are pushed through the rest of the network, one sample each.
-    Summing per-sample differences also avoids the cancellation of differencing two totals.
+    Args:
+        rows: ``(P, n, m_k)`` perturbed pre-activations of layer k, one sample each.
+        where: ``(entry, sample)`` index arrays of the P rows.
+        per_sample: ``(B,)`` the unperturbed per-sample losses E_b(0).
+        count: how many entries the chunk has.
 
     Returns:
-        ``(C, 4)`` stencil values for the moved offsets.
+        ``(count, n)`` stencil values.
     """
-    batch = vs[k].shape[0]
-    ci, bi = np.nonzero(moved)
-    rows = vs[k + 1][bi][:, None, :] + dy[ci, :, bi][..., None] * weights[k + 1][j[ci]][:, None, :]
-    n_moved = dy.shape[1]
-    targets = np.repeat(t[bi], n_moved, axis=0)[:, None, :]
-    e = _finish(rows.reshape(-1, 1, rows.shape[-1]), k + 1, weights, activations, loss, targets)
-    diff = (np.reshape(e, (-1, n_moved)) - per_sample[bi][:, None]) / batch  # (P, 4)
-    out = np.zeros((dy.shape[0], n_moved))
-    for col in range(n_moved):
-        out[:, col] = np.bincount(ci, weights=diff[:, col], minlength=dy.shape[0])
+    entry, sample = where
+    n = rows.shape[1]
+    targets = np.repeat(t[sample], n, axis=0)[:, None, :]
+    e = _finish(rows.reshape(-1, 1, rows.shape[-1]), k, weights, activations, loss, targets)
+    diff = (np.reshape(e, (-1, n)) - per_sample[sample][:, None]) / t.shape[0]
+    out = np.zeros((count, n))
+    for col in range(n):
+        out[:, col] = np.bincount(entry, weights=diff[:, col], minlength=count)
     return base + out
 
 
@@ -195,11 +230,12 @@ def input_fd(
     k: int,
     *,
     noise_floor: float = 0.0,
+    reference: np.ndarray | None = None,
 ) -> FDEstimate:
     """FD estimate of ``dE/dX_k`` (the gradient w.r.t. layer k's input), shape ``(B, n_k)``.
 
-    Built-in losses are a mean of per-sample losses, so each sample is perturbed alone (batch
-    of one, scaled by 1/B); a custom loss is evaluated on the whole perturbed batch.
+    ``X_k[b, i]`` moves only sample b: with a built-in loss each perturbation runs on that
+    sample alone; a custom loss is evaluated on the whole perturbed batch.
     """
     x = xs[k]
     batch, n = x.shape
@@ -207,26 +243,26 @@ def input_fd(
     h = choose_steps(x)
     v0 = dense_forward(x, w, activations[k])[0]  # (B, m)
     separable = loss.builtin
-    values = np.empty((batch, n, len(OFFSETS)))
+    per_sample = _finish(v0[:, None, :], k, weights, activations, loss, t[:, None, :]) \
+        if separable else None
+    base = float(_finish(v0[None], k, weights, activations, loss, t)[0])
+
+    def evaluate(idx: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        b, i = np.divmod(idx, n)
+        deltas = h[b, i][:, None] * offsets[None, :]  # (C, n_off)
+        rows = v0[b][:, None, :] + deltas[:, :, None] * w[i][:, None, :]  # (C, n_off, m)
+        if separable:
+            return _per_sample(rows, (np.arange(idx.size), b), k, weights, activations, loss,
+                               t, per_sample, base, idx.size)
+        stack = np.broadcast_to(v0, (idx.size, offsets.size) + v0.shape).copy()
+        stack[np.arange(idx.size), :, b, :] = rows
+        e = _finish(stack.reshape(-1, *v0.shape), k, weights, activations, loss, t)
+        return np.reshape(e, (idx.size, offsets.size))
+
     widest = max(ww.shape[1] for ww in weights[k:])
-    for b in range(batch):
-        tb = t[b : b + 1] if separable else t
-        rows = 1 if separable else batch
-        size = _chunk_size(rows * widest)
-        for start in range(0, n, size):
-            i = np.arange(start, min(n, start + size))
-            deltas = h[b, i][:, None] * _K[None, :]  # (C, 5)
-            row = v0[b][None, None, :] + deltas[:, :, None] * w[i][:, None, :]  # (C, 5, m)
-            c = i.size * len(OFFSETS)
-            if separable:
-                stack = row.reshape(c, 1, -1)
-            else:
-                stack = np.broadcast_to(v0, (c, batch, v0.shape[1])).copy()
-                stack[:, b, :] = row.reshape(c, -1)
-            e = _finish(stack, k, weights, activations, loss, tb)
-            e = np.reshape(e, (i.size, len(OFFSETS)))
-            values[b, i] = e / batch if separable else e
-    return estimate(values, h, noise_floor=noise_floor)
+    per_item = widest if separable else batch * widest
+    return _stencil(evaluate, h, base, per_item, reference=reference, noise_floor=noise_floor,
+                    progress=None).reshape(x.shape)
 
 
 def directional_fd(

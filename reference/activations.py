@@ -119,7 +119,8 @@ def _sigmoid(v: Array) -> Array:
     # gives the right slope at exactly v = 0.
     xp = namespace_of(v)
     e = xp.exp(xp.where(v >= 0, -v, v))
-    return xp.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    r = 1.0 / (1.0 + e)
+    return xp.where(v >= 0, r, e * r)
 
 
 def _sigmoid_d(v: Array) -> Array:
