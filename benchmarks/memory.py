@@ -73,7 +73,7 @@ def measure_memory(
 
 
 def _kib(n: float) -> str:
-    return f"{n / 1024:,.0f} KiB"
+    return f"{n:,.0f} B" if n < 10 * 1024 else f"{n / 1024:,.0f} KiB"
 
 
 @section("Memory of one call (tracemalloc, after warm-up)")
@@ -82,9 +82,15 @@ def memory(ctx: Context) -> str:
     for problem in ctx.problems:
         x, t = problem.data(seed=1)
         net = problem.network()
+        held: list = []
+
+        def keep(net=net, x=x, t=t, held=held):  # the loop `e, dw, dx = net.gradients(...)`
+            held[:] = [net.gradients(x, t)]
+
         ops = {
             "step": lambda net=net, x=x, t=t: net.step(x, t, 1e-3),
             "gradients": lambda net=net, x=x, t=t: net.gradients(x, t),
+            "gradients, previous result kept": keep,
         }
         for op, fn in ops.items():
             m = measure_memory(net, fn, batch=problem.batch)
@@ -99,7 +105,9 @@ def memory(ctx: Context) -> str:
         "backward (B x sum(n_1..n_L) x 2 x 8 bytes). `workspace`: buffers the network keeps "
         "between steps (allocated once per batch size, not part of `peak`). `gradients` must "
         "return fresh dE/dW and dE/dX, so its peak includes a copy of the weights' size. Page "
-        "faults are per call (minor faults, getrusage).\n\n"
+        "faults are per call (minor faults, getrusage): whether freed memory is handed back to "
+        "the system, to be faulted in again, is up to the C allocator and depends on what the "
+        "caller still holds (the last row keeps each result until the next call returns).\n\n"
         + markdown_table(
             ["config", "op", "peak", "activations", "peak / activations", "workspace", "weights",
              "page faults"],
