@@ -236,7 +236,7 @@ def activation_vjp(act: Activation, v: np.ndarray, g: np.ndarray) -> np.ndarray:
 def activation_derivative(act: Activation, v: np.ndarray) -> np.ndarray:
     """JAX's elementwise ``act'(v)`` (a JVP with a tangent of ones), any shape of ``v``."""
     flat = np.asarray(v, dtype=np.float64).reshape(-1)
-    size = _bucket(flat.size, 64)
+    size = _bucket(flat.size, 512)  # one bucket for every array of up to 8 x 8 x 8 entries
     f = act.f
 
     def make():

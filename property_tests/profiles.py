@@ -4,7 +4,8 @@
 - ``ci``: what ``make test`` uses: derandomised (the same examples on every run), no deadline,
   prints the ``@reproduce_failure`` blob, no database (a CI machine starts clean).
 - ``nightly``: thousands of examples per property, randomised, with the example database.
-- ``mutation``: few examples, derandomised, for ``make mutation`` (each mutant reruns the suite).
+- ``mutation``: few examples, derandomised, no shrinking, for ``make mutation`` (each mutant
+  reruns the suite; a first failure is all it needs).
 
 Tests state their share of the profile's example budget with ``budget(share)``, so expensive
 properties run fewer examples than cheap ones in every profile.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 __all__ = ["PROFILE", "budget"]
 
@@ -27,7 +28,7 @@ settings.register_profile("ci", max_examples=100, derandomize=True, database=Non
                           print_blob=True, **_COMMON)
 settings.register_profile("nightly", max_examples=2000, print_blob=True, **_COMMON)
 settings.register_profile("mutation", max_examples=12, derandomize=True, database=None,
-                          **_COMMON)
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate], **_COMMON)
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
 settings.load_profile(PROFILE)

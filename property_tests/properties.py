@@ -68,6 +68,7 @@ __all__ = [
     "save_load_round_trip_is_exact",
     "small_step_lowers_the_loss",
     "step_moves_weights_by_minus_lr_times_gradient",
+    "trace_without_input_gradient_changes_nothing_else",
 ]
 
 EPS = float(np.finfo(np.float64).eps)
@@ -422,6 +423,22 @@ def repeated_calls_give_identical_results(case: Case, build: Build = default_bui
                               case, build)
 
 
+def trace_without_input_gradient_changes_nothing_else(case: Case, build: Build = default_build,
+                                                      data=None) -> None:
+    """``trace(X, T, need_input_grad=False)`` leaves dE/dX of the input out (None) and gives
+    bit-identical everything else: the input's gradient is not needed for an update."""
+    net = build(case)
+    full = net.trace(case.X, case.T)
+    lean = net.trace(case.X, case.T, need_input_grad=False)
+    same = (lean.dxs[0] is None and lean.loss == full.loss
+            and all(np.array_equal(a, b) for a, b in zip(lean.dws, full.dws))
+            and all(np.array_equal(a, b) for a, b in zip(lean.dvs, full.dvs))
+            and all(np.array_equal(a, b) for a, b in zip(lean.dxs[1:], full.dxs[1:])))
+    if not same:
+        raise PropertyFailure("a trace without the input's gradient differs from a full one "
+                              f"(dxs[0] is {type(lean.dxs[0]).__name__})", case, build)
+
+
 def small_step_lowers_the_loss(case: Case, build: Build = default_build, data=None) -> None:
     """On a smooth network with a nonzero gradient, a small enough SGD step lowers the loss.
 
@@ -509,6 +526,7 @@ NETWORK_PROPERTIES: dict[str, Callable[..., None]] = {
         permuting_the_batch_changes_nothing,
         reshaping_the_input_changes_nothing,
         repeated_calls_give_identical_results,
+        trace_without_input_gradient_changes_nothing_else,
         small_step_lowers_the_loss,
     )
 }

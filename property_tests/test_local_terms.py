@@ -5,6 +5,7 @@ targets for the losses; and each link of the chain at a network's own pre-activa
 """
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -16,6 +17,7 @@ from . import properties as P
 from . import regressions as R
 from .padded_autodiff import activation_derivative, activation_vjp, loss_gradient
 from .profiles import budget
+from .rounding import TINY
 
 ELEMENTWISE = [a for a in (*ACTIVATIONS.values(), *USER_ACTIVATIONS.values()) if a.elementwise]
 
@@ -35,8 +37,14 @@ def _inputs(max_abs: float):
                       elements=values)
 
 
-@settings(max_examples=budget(2))
-@given(act=st.sampled_from(ELEMENTWISE), v=_inputs(1000.0))
+EXTREMES = np.array([-1000.0, -700.0, -30.0, -1.0, -1e-7, 0.0, 1e-7, 1.0, 30.0, 700.0, 1000.0])
+"""Large magnitudes (exp overflows past 709) and both sides of the usual kinks."""
+
+
+@pytest.mark.parametrize("act", ELEMENTWISE, ids=[a.name for a in ELEMENTWISE])
+@settings(max_examples=budget(0.15))
+@given(v=_inputs(1000.0))
+@example(v=EXTREMES)
 def test_each_activation_derivative_equals_autodiff_on_any_input(act, v):
     got = act.df(v)
     expected = activation_derivative(act, v)
@@ -127,3 +135,58 @@ def test_each_loss_derivative_equals_autodiff(args):
 @example(case=R.GELU_LEFT_TAIL)
 def test_each_link_of_the_chain_matches_its_exact_value_in_any_network(case):
     P.local_terms_match_autodiff(case)
+
+
+@st.composite
+def _loss_stacks(draw):
+    """A loss, a stack of S batches of logits/outputs (S, B, n) and matching targets."""
+    name = draw(st.sampled_from(sorted(LOSSES)))
+    stack, batch, n = draw(st.integers(1, 3)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    v = draw(hnp.arrays(np.float64, (stack, batch, n),
+                        elements=st.floats(-20, 20, allow_subnormal=False)))
+    rows = [draw(targets(name, batch, n)) for _ in range(stack)]
+    t = np.stack([np.eye(n)[r] if r.ndim == 1 else r for r in rows])  # labels as one-hot rows
+    return LOSSES[name], v, t
+
+
+@settings(max_examples=budget(1))
+@given(args=_loss_stacks())
+def test_each_loss_is_the_batch_mean_of_per_sample_losses_and_maps_over_stacks(args):
+    # The convention every gradient relies on (losses.py): E is the mean over the batch of a
+    # per-sample loss, and the value functions reduce over the last two axes only, so a stack
+    # of batches gives a stack of losses (the oracle's finite differences rely on it).
+    loss, v, t = args
+    y = _y_of(loss, v)
+    forms = [("value", loss.value, y)]
+    if loss.fused:
+        forms.append(("value_from_v", loss.value_from_v, v))
+    for what, fn, a in forms:
+        stacked = np.asarray(fn(a, t))
+        assert stacked.shape == (a.shape[0],), f"{loss.name}.{what}: shape {stacked.shape}"
+        for s in range(a.shape[0]):
+            alone = float(fn(a[s], t[s]))
+            per_sample = [float(fn(a[s, b : b + 1], t[s, b : b + 1])) for b in range(a.shape[1])]
+            mean = sum(per_sample) / len(per_sample)
+            # the same per-row sums, added in another order: a few ulps of the terms
+            scale = sum(abs(p) for p in per_sample) / len(per_sample) + 20.0
+            assert abs(alone - stacked[s]) <= 1e-14 * scale, f"{loss.name}.{what}: stack"
+            assert abs(alone - mean) <= 1e-13 * scale, (
+                f"{loss.name}.{what} of a batch is {alone!r}, the mean of its samples' is {mean!r}")
+
+
+def test_each_loss_is_differentiable_by_jax_with_constant_numpy_targets():
+    # Array-API style means a loss picks JAX's namespace when Y is JAX and T is numpy (a user's
+    # jax.grad(lambda y: loss.value(y, t))): not only when both are JAX.
+    from oracle.jax_support import jax, jnp
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(3, 4))
+    t = np.eye(4)[[0, 2, 3]]
+    for loss in LOSSES.values():
+        y = _y_of(loss, v)
+        forms = [(loss.value, y, loss.grad(y, t))]
+        if loss.fused:
+            forms.append((loss.value_from_v, v, loss.grad_v(v, y, t)))
+        for fn, a, hand in forms:
+            ad = np.asarray(jax.grad(lambda z, fn=fn: fn(z, t))(jnp.asarray(a)))
+            np.testing.assert_allclose(ad, hand, rtol=DERIV_RTOL, atol=TINY)

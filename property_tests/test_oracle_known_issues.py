@@ -1,7 +1,7 @@
 """Verdicts the oracle once got wrong, each pinned by a minimal reproducer.
 
 Every case here is a *correct* reference network on which ``check_network`` used to report
-FAIL. The property suite found them (``test_oracle_passes_correct_networks``); the oracle now
+FAIL. The property suite found them (``test_oracle.py`` and the nightly profile); the oracle now
 judges hand vs JAX with ``oracle.magnitudes`` (a running bound on the magnitude of each
 result's terms) and uses E's rounding bound as the finite differences' round-off floor.
 

@@ -57,3 +57,9 @@ def test_a_small_enough_step_lowers_the_loss_of_a_smooth_network(case):
 @given(case=cases())
 def test_repeated_calls_return_identical_gradients(case):
     P.repeated_calls_give_identical_results(case)
+
+
+@settings(max_examples=budget(0.5))
+@given(case=cases())
+def test_a_trace_without_the_input_gradient_skips_it_and_changes_nothing_else(case):
+    P.trace_without_input_gradient_changes_nothing_else(case)
