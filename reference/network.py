@@ -54,7 +54,6 @@ __all__ = ["Network"]
 # below test the sum of squares of an array against it (a NaN or Inf anywhere makes it fail);
 # an array that fails is handed to the full check, so only the cost differs, never the verdict.
 _MODERATE_SQ = 1e300
-_MODERATE = 1e150
 # Targets of these built-in losses must be probabilities (rows summing to 1 for cross_entropy).
 _PROBABILITY_TARGETS = ("cross_entropy", "binary_cross_entropy")
 
@@ -352,8 +351,10 @@ def _update_is_moderate(xs: Sequence[np.ndarray], dvs: Sequence[np.ndarray], lr:
     a dot product of two columns, so by Cauchy-Schwarz it is at most ``|X~|_F |dV|_F``, with
     ``|X~|_F^2 = |X|_F^2 + B``. With weights below 1e150 too, W - lr dE/dW cannot overflow.
     """
+    lr2 = lr * lr
     for x, dv in zip(xs, dvs):
-        bound = lr * math.sqrt(np.vdot(x, x) + x.shape[0]) * math.sqrt(np.vdot(dv, dv))
-        if not bound < _MODERATE:  # also False for NaN
+        # The bound squared, in Python floats: inf or NaN (never below the limit) if any term is.
+        bound2 = lr2 * (float(np.vdot(x, x)) + x.shape[0]) * float(np.vdot(dv, dv))
+        if not bound2 < _MODERATE_SQ:
             return False
     return True
