@@ -35,6 +35,7 @@ SECTION_MODULES = (
     "benchmarks.profile",
     "benchmarks.memory",
     "benchmarks.fd_peers",
+    "benchmarks.oracle_checks",
 )
 RESULTS = Path(__file__).with_name("results.md")
 
