@@ -1,25 +1,38 @@
-"""Entry point: ``python -m benchmarks.run [--quick] [--out PATH]`` (``make bench``).
+"""Entry point: ``python -m benchmarks.run [--quick] [--single-thread] [--out PATH]``.
+
+``make bench`` runs it with the defaults and writes ``benchmarks/results.md``.
 
 Threads, for fairness: every contender may use the machine's cores (2 here) and no more.
 OpenBLAS (numpy), MKL/OpenMP (torch) and XLA (JAX) read their thread counts when they load,
 so they are fixed here, before numpy is imported: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
 and ``MKL_NUM_THREADS`` default to the core count (an existing setting wins), torch gets
 ``torch.set_num_threads`` of the same, and XLA's CPU client uses its default pool, one thread
-per core. The settings used are printed in the report.
+per core. With ``--single-thread`` every contender gets one thread (XLA through ``XLA_FLAGS``),
+a comparison that stays meaningful when other processes keep the other cores busy. The
+settings used are printed in the report.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
+SINGLE_THREAD = "--single-thread" in sys.argv[1:]
 CORES = os.cpu_count() or 1
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, str(CORES))
+    if SINGLE_THREAD:
+        os.environ[_var] = "1"
+    else:
+        os.environ.setdefault(_var, str(CORES))
+if SINGLE_THREAD:
+    os.environ["XLA_FLAGS"] = " ".join([
+        os.environ.get("XLA_FLAGS", ""),
+        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    ]).strip()
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -74,7 +87,8 @@ def _settings(peers: dict, threads: int, quick: bool, load_before: str) -> str:
     return "\n".join([
         f"- machine: {platform.machine()}, {CORES} cores; python {platform.python_version()}, "
         f"numpy {np.__version__} ({_blas()}); {versions}",
-        f"- threads: {env}; torch.set_num_threads({threads}); XLA: default CPU pool",
+        f"- threads: {env}; torch.set_num_threads({threads}); XLA: "
+        + (os.environ["XLA_FLAGS"] if SINGLE_THREAD else "default CPU pool"),
         "- float64 everywhere (JAX with jax_enable_x64)",
         f"- timing{' (quick)' if quick else ''}: contenders in alternating blocks, each block "
         "after untimed calls that let the other libraries' spinning threads sleep; a sample is "
@@ -88,6 +102,8 @@ def _settings(peers: dict, threads: int, quick: bool, load_before: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--single-thread", action="store_true",
+                        help="one thread per contender (read before numpy is imported)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
