@@ -244,6 +244,12 @@ class Network:
         return self._step(x, self._targets(T, x.shape[0]), lr)
 
     def _step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
+        # A diverging step overflows on its way to the non-finite loss or update that it is
+        # refused for: that is reported as a DivergenceError, not as numpy's warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._step_quietly(x, t, lr)
+
+    def _step_quietly(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
         # dE/dX of the input is not needed for an update, so it is not computed.
         moderate = self._check_weights()
         weights, work = self._weights, self._workspace(x.shape[0])

@@ -111,9 +111,6 @@ def diverging_problem():
     return net, np.linspace(1.0, 2.0, 10)[:, None], np.full((10, 1), 1000.0)
 
 
-# Overflow on the way to a non-finite loss is what divergence looks like; this test is about
-# the DivergenceError, the warning is the subject of the xfail test below.
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_diverging_training_raises_a_divergence_error_naming_epoch_step_and_lr():
     net, x, t = diverging_problem()
     with pytest.raises(DivergenceError,
@@ -129,11 +126,6 @@ def test_the_divergence_message_says_the_weights_are_the_last_finite_ones():
         net.fit(x, t, epochs=100, lr=1e6, batch_size=2, seed=0)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning,
-                   reason="BUG: Network._step computes the overflowing loss/update without "
-                   "np.errstate, so numpy emits 'RuntimeWarning: overflow encountered in "
-                   "square' first; under warnings-as-errors (this project's pytest config) "
-                   "divergence surfaces as that RuntimeWarning, not as DivergenceError")
 def test_divergence_is_a_divergence_error_even_when_warnings_are_errors():
     net, x, t = diverging_problem()
     with pytest.raises(DivergenceError, match=r"training diverged at epoch"):
