@@ -244,37 +244,35 @@ class Network:
         return self._step(x, self._targets(T, x.shape[0]), lr)
 
     def _step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
-        # A diverging step overflows on its way to the non-finite loss or update that it is
-        # refused for: that is reported as a DivergenceError, not as numpy's warning.
+        # A diverging step overflows on its way to the non-finite loss or update it is refused
+        # for: that is reported as a DivergenceError, not as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._step_quietly(x, t, lr)
-
-    def _step_quietly(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
-        # dE/dX of the input is not needed for an update, so it is not computed.
-        moderate = self._check_weights()
-        weights, work = self._weights, self._workspace(x.shape[0])
-        loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True)
-        if moderate and _update_is_moderate(xs, dvs, lr):
-            # Every updated weight is certainly finite, so each layer is updated as soon as
-            # its dE/dW is known, in place, through one reused buffer.
-            for w, x_k, dv, dw in zip(weights, xs, dvs, work.dws):
-                weight_grad(x_k, dv, out=dw)  # eq 8: dE/dW = X~^T dE/dV
-                np.subtract(w, np.multiply(dw, lr, out=dw), out=w)  # eq 10: W <- W - lr dE/dW
+            # dE/dX of the input is not needed for an update, so it is not computed.
+            moderate = self._check_weights()
+            weights, work = self._weights, self._workspace(x.shape[0])
+            loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True)
+            if moderate and _update_is_moderate(xs, dvs, lr):
+                # Every updated weight is certainly finite, so each layer is updated as soon as
+                # its dE/dW is known, in place, through one reused buffer.
+                for w, x_k, dv, dw in zip(weights, xs, dvs, work.dws):
+                    weight_grad(x_k, dv, out=dw)  # eq 8: dE/dW = X~^T dE/dV
+                    np.subtract(w, np.multiply(dw, lr, out=dw), out=w)  # eq 10: W <- W - lr dE/dW
+                return loss
+            # Otherwise (a non-finite gradient, or values near overflow): every new weight is
+            # computed and checked before any is committed.
+            updated = []
+            for k, (w, x_k, dv) in enumerate(zip(weights, xs, dvs)):
+                dw = weight_grad(x_k, dv, out=np.empty_like(w))  # eq 8
+                new = w - lr * dw  # eq 10
+                if not np.isfinite(np.sum(new)):
+                    raise DivergenceError(
+                        f"the update of weights[{k}] is not finite (lr={lr}); "
+                        "weights left unchanged"
+                    )
+                updated.append(new)
+            for w, new in zip(weights, updated):  # commit only once every layer is finite
+                w[...] = new
             return loss
-        # Otherwise (a non-finite gradient, or values near overflow): every new weight is
-        # computed and checked before any is committed.
-        updated = []
-        for k, (w, x_k, dv) in enumerate(zip(weights, xs, dvs)):
-            dw = weight_grad(x_k, dv, out=np.empty_like(w))  # eq 8
-            new = w - lr * dw  # eq 10
-            if not np.isfinite(np.sum(new)):
-                raise DivergenceError(
-                    f"the update of weights[{k}] is not finite (lr={lr}); weights left unchanged"
-                )
-            updated.append(new)
-        for w, new in zip(weights, updated):  # commit only once every layer is finite
-            w[...] = new
-        return loss
 
     def _buffered_passes(
         self,
