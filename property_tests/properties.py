@@ -41,6 +41,8 @@ from oracle.network_fd import input_fd, weight_fd
 from oracle.strategies import Case
 from oracle.verdict import FAIL, judge
 from reference import Network
+from reference.layer import dense_backward, weight_and_input_grads
+from reference.passes import backward_pass, backward_sweep, forward_pass
 
 from .padded_autodiff import activation_vjp, loss_gradient, network_gradients
 from .reproduce import Build, PropertyFailure, default_build
@@ -61,6 +63,7 @@ __all__ = [
     "backward_matches_finite_differences",
     "batch_gradient_is_the_mean_of_sample_gradients",
     "bias_gradient_is_the_batch_sum_of_dE_dV",
+    "layer_backward_matches_the_trace",
     "local_terms_match_autodiff",
     "permuting_the_batch_changes_nothing",
     "repeated_calls_give_identical_results",
@@ -426,10 +429,18 @@ def repeated_calls_give_identical_results(case: Case, build: Build = default_bui
 def trace_without_input_gradient_changes_nothing_else(case: Case, build: Build = default_build,
                                                       data=None) -> None:
     """``trace(X, T, need_input_grad=False)`` leaves dE/dX of the input out (None) and gives
-    bit-identical everything else: the input's gradient is not needed for an update."""
+    bit-identical everything else: the input's gradient is not needed for an update. The
+    passes' own defaults compute it (``backward_pass``, ``backward_sweep``)."""
     net = build(case)
     full = net.trace(case.X, case.T)
     lean = net.trace(case.X, case.T, need_input_grad=False)
+    w, acts, loss, x, t = net.weights, net.activations, net.loss_function, case.x, case.t
+    by_default = backward_pass(w, forward_pass(w, x, acts), t, acts, loss)
+    swept = backward_sweep(w, by_default.vs, by_default.ys, t, acts, loss)[2]
+    if not (np.array_equal(by_default.dxs[0], full.dxs[0])
+            and np.array_equal(swept[0], full.dxs[0])):
+        raise PropertyFailure("backward_pass/backward_sweep skip the input's gradient by default",
+                              case, build)
     same = (lean.dxs[0] is None and lean.loss == full.loss
             and all(np.array_equal(a, b) for a, b in zip(lean.dws, full.dws))
             and all(np.array_equal(a, b) for a, b in zip(lean.dvs, full.dvs))
@@ -437,6 +448,30 @@ def trace_without_input_gradient_changes_nothing_else(case: Case, build: Build =
     if not same:
         raise PropertyFailure("a trace without the input's gradient differs from a full one "
                               f"(dxs[0] is {type(lean.dxs[0]).__name__})", case, build)
+
+
+def layer_backward_matches_the_trace(case: Case, build: Build = default_build,
+                                     data=None) -> None:
+    """``reference.layer.dense_backward``, the one-layer backward a user composes by hand, gives
+    each layer's (dE/dV, dE/dW, dE/dX) of the network's trace from the dE/dY that layer
+    received, bit for bit (the same operations); with ``need_dx=False`` dE/dX is None."""
+    net = build(case)
+    tr = net.trace(case.X, case.T)
+    last = net.n_layers - 1
+    for k, (act, w) in enumerate(zip(net.activations, net.weights)):
+        if k == last and net.loss_function.fused:
+            continue  # dE/dV comes from the fused loss, not from a dE/dY
+        dv, dw, dx = dense_backward(tr.xs[k], w, tr.vs[k], tr.ys[k], tr.gs[k], act)
+        _, dw2, none = dense_backward(tr.xs[k], w, tr.vs[k], tr.ys[k], tr.gs[k], act,
+                                      need_dx=False)
+        dw3, dx3 = weight_and_input_grads(tr.xs[k], w, tr.dvs[k])  # need_dx by default
+        same = (np.array_equal(dv, tr.dvs[k]) and np.array_equal(dw, tr.dws[k])
+                and np.array_equal(dw2, dw) and none is None
+                and np.array_equal(dx, tr.dxs[k])
+                and np.array_equal(dw3, dw) and np.array_equal(dx3, dx))
+        if not same:
+            raise PropertyFailure(f"layer {k}: dense_backward differs from the network's trace",
+                                  case, build)
 
 
 def small_step_lowers_the_loss(case: Case, build: Build = default_build, data=None) -> None:

@@ -8,7 +8,7 @@ and a small enough step lowers the loss of a smooth network.
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from oracle.strategies import cases, network_specs
+from oracle.strategies import Case, cases, network_specs
 
 from . import properties as P
 from . import regressions as R
@@ -63,3 +63,10 @@ def test_repeated_calls_return_identical_gradients(case):
 @given(case=cases())
 def test_a_trace_without_the_input_gradient_skips_it_and_changes_nothing_else(case):
     P.trace_without_input_gradient_changes_nothing_else(case)
+
+
+@settings(max_examples=budget(0.5))
+@given(case=cases())
+@example(case=Case.of([2, 3, 2], ["softmax", "sigmoid"], "mse", X=[[1.0, -1.0]], T=[[0.5, 0.0]]))
+def test_the_one_layer_backward_gives_each_layer_of_the_trace(case):
+    P.layer_backward_matches_the_trace(case)
