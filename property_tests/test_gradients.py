@@ -13,7 +13,7 @@ from . import regressions as R
 from .profiles import budget
 
 
-@settings(max_examples=budget(3))
+@settings(max_examples=budget(5))
 @given(case=cases())
 @example(case=R.GELU_LEFT_TAIL)
 @example(case=R.GELU_TAIL_AFTER_SOFTPLUS)

@@ -105,10 +105,15 @@ _PASS_ROW = re.compile(r"^(  \S+ +\S+(?: \S+)? +(?:local|total) +\S+ +pass)\b.*$
 
 
 def normalise(text: str) -> str:
-    """``text`` with rounding noise masked: numbers below 1e-11, and everything after the status
-    of a passing row (its worst entry is the one with the most rounding noise, which differs
-    between BLAS builds, CPUs, and eager vs jitted JAX)."""
-    return _TINY_NUMBER.sub("~0", _PASS_ROW.sub(r"\1 ~", text))
+    """``text`` with rounding noise masked: numbers below 1e-11, everything after the status of
+    a passing row (its worst entry is the one with the most rounding noise, which differs
+    between BLAS builds, CPUs, and eager vs jitted JAX), and the column widths that follow."""
+    text = _TINY_NUMBER.sub("~0", _PASS_ROW.sub(r"\1 ~", text))
+    return _PADDING.sub(" ", _RULE.sub("---", text))
+
+
+_RULE = re.compile(r"-{3,}")
+_PADDING = re.compile(r" {2,}")
 
 
 def main(argv: list[str] | None = None) -> int:
