@@ -137,6 +137,37 @@ def test_elementwise_backward_multiplies_the_upstream_gradient_by_the_derivative
 # --- softmax ----------------------------------------------------------------------------------
 
 
+def _same_bits(a, b):
+    """Equal bit for bit, except that any NaN equals any NaN (payloads may differ)."""
+    both_nan = np.isnan(a) & np.isnan(b)
+    return a.shape == b.shape and np.array_equal(
+        np.where(both_nan, 0.0, a).view(np.int64), np.where(both_nan, 0.0, b).view(np.int64))
+
+
+# Signed zeros, the kink, subnormals, overflow territory, infinities, NaN, and a random spread.
+SPECIAL = np.concatenate([
+    [0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1.0, -1.0, 36.0, -36.0, 709.0, -745.0,
+     1000.0, -1000.0, np.inf, -np.inf, np.nan],
+    np.random.default_rng(7).standard_normal(2000) * 20.0,
+])
+
+
+def test_the_numpy_fast_paths_give_the_differentiated_where_forms_bit_for_bit():
+    # numpy runs cheaper expressions than the where forms JAX differentiates; the oracle's
+    # verdicts rely on both being the very same function, so they must agree in every bit.
+    from reference import activations as a
+
+    v = SPECIAL.reshape(1, -1)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # no warning at +-1000, inf
+        fast_s, where_s = a._sigmoid(v), a._sigmoid_where(v, np)
+        fast_ds, where_ds = a._sigmoid_d(v), where_s * a._sigmoid_where(-v, np)
+        fast_r, where_r = a._relu(v), a._relu_where(v, np)
+    assert _same_bits(fast_s, where_s)
+    assert _same_bits(fast_ds, where_ds)
+    assert _same_bits(fast_r, where_r)
+    assert not np.signbit(fast_r).any()  # relu(-0.0) is +0.0, as where gives it
+
+
 def test_softmax_of_zero_and_log_two_is_one_third_and_two_thirds():
     v = np.array([[0.0, LOG2], [LOG2, 0.0]])
     # e^0 : e^log2 = 1 : 2; a few ulp of rounding in exp, sum and division.
