@@ -79,10 +79,11 @@ def network_grads(
 
     key = ("network", tuple(w.shape for w in weights), x.shape, t.shape, acts, losses)
     grad = _maybe_jit(key, jax.grad(energy, argnums=(0, 1)))
-    ws = [jnp.asarray(w) for w in weights]
     widths = [x.shape[1]] + [w.shape[1] for w in weights[:-1]]
-    offsets = [jnp.zeros((x.shape[0], m)) for m in widths]
-    dws, dxs = traceable(grad, ws, offsets, jnp.asarray(x), jnp.asarray(t))
+    offsets = [np.zeros((x.shape[0], m)) for m in widths]
+    # numpy arguments as they are: JAX takes them in as float64 (x64 is on) without a copy of
+    # its own first, which jnp.asarray would make.
+    dws, dxs = traceable(grad, list(weights), offsets, x, t)
     return [to_numpy(d) for d in dws], [to_numpy(d) for d in dxs]
 
 

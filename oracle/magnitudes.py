@@ -49,8 +49,12 @@ __all__ = [
 TERM_RTOL = 1e-12
 
 
-def _abs_tilde(x: np.ndarray) -> np.ndarray:
-    return np.abs(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))
+def _abs_tilde(x: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
+    """``|X~| = |[X, 1]|`` (B, n+1); with ``plus (B, n)``, ``|X~| + [plus, 0]``."""
+    out = np.abs(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))
+    if plus is not None:
+        out[:, :-1] += plus
+    return out
 
 
 def loss_magnitude(loss: Loss, v: np.ndarray, y: np.ndarray, t: np.ndarray, *,
@@ -117,8 +121,9 @@ def forward_error(
     """
     err_y = np.zeros_like(trace.xs[0])
     err_v = err_y
-    for act, x, v, y, w in zip(activations, trace.xs, trace.vs, trace.ys, weights):
-        err_v = _abs_tilde(x) @ np.abs(w) + err_y @ np.abs(w[:-1])
+    for k, (act, x, v, y, w) in enumerate(zip(activations, trace.xs, trace.vs, trace.ys, weights)):
+        # (|X~| + [err_y, 0]) |W|: one product (the input itself, k = 0, carries no error)
+        err_v = (_abs_tilde(x) if k == 0 else _abs_tilde(x, plus=err_y)) @ np.abs(w)
         with np.errstate(all="ignore"):
             slope = np.abs(act.df(v)) if act.elementwise else 1.0
         err_y = np.abs(y) + np.abs(v) + np.nan_to_num(slope) * err_v

@@ -32,6 +32,7 @@ from reference.passes import Trace, forward_pass, loss_from_trace
 from . import autodiff, magnitudes, network_fd
 from .finite_differences import EPS
 from .jax_support import UntraceableError
+from .network_fd import Directions
 from .report import Report, Row
 from .verdict import FAIL, PASS, EntryVerdicts, judge
 
@@ -77,26 +78,29 @@ def _hand(call: Callable, what: str):
         return _broken(None, "backward", "total", f"{what} raised {type(exc).__name__}: {exc}")
 
 
-def _directions(shape: tuple, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` random unit vectors of ``shape``: random signs / sqrt(size) (Rademacher).
+def _directions(shape: tuple, count: int, rng: np.random.Generator) -> Directions:
+    """``count`` random unit directions of a 2-D ``shape (r, c)``, each a rank-one sign matrix
+    ``u = a b^T`` with ``a (r,)``, ``b (c,)`` of random signs over ``sqrt(r)``, ``sqrt(c)``.
 
-    Drawn as random bytes unpacked to bits: 8 signs per random number.
+    Every entry of ``u`` is ``+-1/sqrt(r c)``, as for independent random signs (Rademacher):
+    a single wrong entry E_ij shows in the projection as exactly ``|E_ij| / sqrt(r c)``, and
+    any error E projects to mean 0, variance ``|E|_F^2 / (r c)``. Rank one makes the
+    directional check cheap: the change of V along ``u`` is a rank-one product (no matrix
+    product of V's size), and a projection ``a^T G b`` costs one pass over G.
     """
-    size = int(np.prod(shape))
-    bits = np.unpackbits(rng.integers(0, 256, size=(count, -(-size // 8)), dtype=np.uint8),
-                         axis=1, count=size)
-    u = bits.astype(np.float64)
-    u *= 2.0 / np.sqrt(size)
-    u -= 1.0 / np.sqrt(size)
-    return u.reshape(count, *shape)
+    rows, cols = shape
+
+    def signs(n: int) -> np.ndarray:
+        return (rng.integers(0, 2, size=(count, n)) * 2.0 - 1.0) / np.sqrt(n)
+
+    return Directions(signs(rows), signs(cols))
 
 
-def _directional(got, ad, fd, directions, problem_scale, magnitude) -> EntryVerdicts:
-    flat = directions.reshape(directions.shape[0], -1)
-    proj = lambda a: flat @ np.ravel(a)  # noqa: E731
+def _directional(got, ad, fd, directions: Directions, problem_scale, magnitude) -> EntryVerdicts:
+    proj = directions.project
     scale = float(np.sqrt(np.sum((ad if ad is not None else got) ** 2)))
     return judge(proj(got), None if ad is None else proj(ad), fd, scale=scale,
-                 problem_scale=problem_scale, magnitude=np.abs(flat) @ np.ravel(magnitude))
+                 problem_scale=problem_scale, magnitude=directions.abs().project(magnitude))
 
 
 def check_network(

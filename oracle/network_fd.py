@@ -26,6 +26,7 @@ Each stencil holds f at ``x + k h``, k = -2..2 (see ``finite_differences``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from .finite_differences import EPS, NOISE_SIGMAS, OFFSETS, FDEstimate, choose_s
 from .magnitudes import loss_terms_magnitude
 
 __all__ = [
+    "Directions",
     "activation_fd",
     "directional_fd",
     "input_fd",
@@ -44,9 +46,10 @@ __all__ = [
     "weight_fd",
 ]
 
-MAX_STACK_ELEMENTS = 100_000
-"""Chunk stacked evaluations to about this many float64 values per array (800 kB: the
-working set of a chunk stays in cache, which measured 2-3x faster than 16 MB chunks)."""
+MAX_STACK_ELEMENTS = 32_768
+"""Chunk stacked evaluations to about this many float64 values per array (256 kB: the few
+arrays of a chunk's working set stay in cache; measured on the small config, 25k-50k values ran
+1.5x faster than 100k-200k, and 16 MB chunks 2-3x slower)."""
 
 SPARSE_BELOW = 0.6
 """Push only the moved samples through when fewer than 60 % of (perturbation, sample) pairs
@@ -96,9 +99,8 @@ def _stencil(
     h = h.reshape(-1)
     values = np.full((n, len(OFFSETS)), np.nan)
     values[:, 2] = base
-    size = _chunk_size(per_item)
-
     def sweep(indices: np.ndarray, offsets: np.ndarray, columns: list[int]) -> None:
+        size = _chunk_size(per_item, offsets.size)
         for start in range(0, indices.size, size):
             idx = indices[start : start + size]
             values[idx[:, None], columns] = evaluate(idx, offsets)
@@ -129,8 +131,9 @@ def _stencil(
     return out
 
 
-def _chunk_size(per_item: int) -> int:
-    return max(1, MAX_STACK_ELEMENTS // max(1, per_item * len(OFFSETS)))
+def _chunk_size(per_item: int, offsets: int = len(OFFSETS)) -> int:
+    """Entries per chunk: ``per_item`` values per entry and offset, ``offsets`` offsets."""
+    return max(1, MAX_STACK_ELEMENTS // max(1, per_item * offsets))
 
 
 def weight_fd(
@@ -193,7 +196,8 @@ def weight_fd(
             e = _finish(stack.reshape(c, batch, m), k, weights, activations, loss, t)
         return np.reshape(e, (idx.size, offsets.size))
 
-    widest = max(v.shape[1] for v in vs[k:])
+    # The widest stacked array per entry and offset: from layer k+1 on for a rank-1 update.
+    widest = max(v.shape[1] for v in vs[k + 1 if rank_one else k:])
     return _stencil(evaluate, h, base, batch * widest, reference=reference,
                     noise_floor=noise_floor, progress=progress).reshape(w.shape)
 
@@ -265,6 +269,30 @@ def input_fd(
                     progress=None).reshape(x.shape)
 
 
+@dataclass(frozen=True)
+class Directions:
+    """``K`` rank-one directions ``u_c = a[c] b[c]^T`` of a 2-D shape ``(r, c)``.
+
+    Attributes:
+        a: ``(K, r)``; b: ``(K, c)``. ``|u_c|`` is ``|a[c]| |b[c]|`` (1 for unit a and b).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+
+    def project(self, g: np.ndarray) -> np.ndarray:
+        """``u_c . g = a[c]^T g b[c]`` for every c, ``(K,)``, for ``g`` of shape ``(r, c)``."""
+        return np.sum((self.a @ np.reshape(g, (self.a.shape[1], -1))) * self.b, axis=1)
+
+    def abs(self) -> Directions:
+        """The directions ``|u_c| = |a[c]| |b[c]|^T`` (to project magnitudes)."""
+        return Directions(np.abs(self.a), np.abs(self.b))
+
+    def dense(self) -> np.ndarray:
+        """``(K, r, c)``: every ``u_c`` written out (for tests and small shapes)."""
+        return self.a[:, :, None] * self.b[:, None, :]
+
+
 def directional_fd(
     weights: Sequence[np.ndarray],
     xs: Sequence[np.ndarray],
@@ -273,34 +301,40 @@ def directional_fd(
     activations: Sequence[Activation],
     loss: Loss,
     k: int,
-    directions: np.ndarray,
+    directions: Directions,
     *,
     wrt: str = "W",
     noise_floor: float = 0.0,
 ) -> FDEstimate:
-    """FD estimates of directional derivatives ``dE/dW_k . u`` (or ``dE/dX_k . u``).
+    """FD estimates of directional derivatives ``dE/dW_k . u`` (or ``dE/dX_k . u``), ``(K,)``.
 
     Args:
-        directions: ``(K, *shape)`` unit vectors shaped like ``W_k`` (``wrt="W"``) or like
-            ``X_k`` (``wrt="X"``).
+        directions: ``K`` rank-one unit directions ``a b^T`` shaped like ``W_k``
+            (``wrt="W"``: ``a (K, n_k + 1)``, ``b (K, m)``) or like ``X_k`` (``wrt="X"``:
+            ``a (K, B)``, ``b (K, n_k)``).
 
     The step is ``cbrt(eps) * max(1, max|W_k|)`` along each unit direction, snapped to a power
     of two: a unit direction spreads it over all entries, so no entry moves more than h.
+    V_k moves along ``X~ u = (X~ a) b^T`` (wrt W) or ``u W = a (b W)^T`` (wrt X, W without its
+    bias row): rank-one changes, so no product of V's size is needed.
     """
     base = weights[k] if wrt == "W" else xs[k]
     h = float(choose_steps(np.array(np.max(np.abs(base), initial=0.0))))
-    count = directions.shape[0]
-    if wrt == "W":  # change of V_k per unit step along u: X~ u, all directions at once
-        dv = xs[k] @ directions[:, :-1] + directions[:, -1][:, None, :]  # (K, B, m)
-    else:
-        dv = directions @ weights[k][:-1]  # (K, B, m)
+    a, b = directions.a, directions.b
+    count = a.shape[0]
+    if wrt == "W":  # change of V_k per unit step along u: (X~ a) b^T, all directions at once
+        left, right = a[:, :-1] @ xs[k].T + a[:, -1:], b  # (K, B), (K, m)
+    else:  # (a (b W)^T), W without its bias row
+        left, right = a, b @ weights[k][:-1]  # (K, B), (K, m)
     values = np.empty((count, len(OFFSETS)))
     values[:, 2] = _finish(vs[k][None], k, weights, activations, loss, t)[0]
     moved_cols = [c for c, off in enumerate(OFFSETS) if off != 0]
-    stack = vs[k][None, None] + (h * _MOVED)[None, :, None, None] * dv[:, None]  # (K, 4, B, m)
+    # (K, 4, B, m): V_k + (offset h) (left right^T), each direction at the four moved offsets
+    scaled = (h * _MOVED)[None, :, None] * left[:, None, :]  # (K, 4, B)
+    stack = vs[k][None, None] + scaled[..., None] * right[:, None, None, :]
     e = _finish(stack.reshape(-1, *vs[k].shape), k, weights, activations, loss, t)
     values[:, moved_cols] = np.reshape(e, (count, len(_MOVED)))
-    return estimate(values, np.full(directions.shape[0], h), noise_floor=noise_floor)
+    return estimate(values, np.full(count, h), noise_floor=noise_floor)
 
 
 def loss_fd(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -> FDEstimate:

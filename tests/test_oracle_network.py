@@ -15,6 +15,7 @@ import pytest
 jax = pytest.importorskip("jax")
 
 from oracle import check_network  # noqa: E402
+from oracle.finite_differences import EPS  # noqa: E402
 from reference import ACTIVATIONS, Activation, Loss, Network, Softmax, get_loss  # noqa: E402
 from reference.activations import _softmax  # noqa: E402
 from reference.array_namespace import namespace_of  # noqa: E402
@@ -85,6 +86,46 @@ def test_directional_and_jax_only_modes_pass_a_right_network_too():
     x, t = data(sizes, "cross_entropy", batch=3)
     for fd in ("directional", "none", "exhaustive"):
         assert_all_pass(check_network(net, x, t, fd=fd))
+
+
+def test_directional_directions_are_unit_sign_matrices_and_project_as_dense_dot_products():
+    from oracle.network_check import _directions
+
+    u = _directions((7, 5), 3, np.random.default_rng(0))
+    dense = u.dense()
+    assert dense.shape == (3, 7, 5)
+    # every entry +-1/sqrt(35): a single wrong entry always shows as |error| / sqrt(35)
+    np.testing.assert_allclose(np.abs(dense), 1 / np.sqrt(35), rtol=1e-15)
+    np.testing.assert_allclose(np.sum(dense**2, axis=(1, 2)), 1.0, rtol=1e-14)
+    g = np.random.default_rng(1).normal(size=(7, 5))
+    # a^T g b is u . g; summation order differs, hence a few ulps of sum |u||g|
+    expected = np.einsum("cij,ij->c", dense, g)
+    assert np.all(np.abs(u.project(g) - expected) <= 8 * EPS * np.abs(dense).reshape(3, -1)
+                  @ np.abs(g).ravel())
+    np.testing.assert_array_equal(u.abs().dense(), np.abs(dense))
+
+
+@pytest.mark.parametrize("wrt", ["W", "X"])
+def test_directional_fd_along_rank_one_directions_matches_jax(wrt):
+    from oracle.autodiff import network_grads
+    from oracle.network_check import _directions
+    from oracle.network_fd import directional_fd
+
+    sizes = [5, 4, 3]
+    net = Network(sizes, ["tanh", "softmax"], "cross_entropy", seed=2)
+    x, labels = data(sizes, "cross_entropy", batch=4)
+    t = net._targets(labels, 4)  # as one-hot rows
+    trace = net.trace(x, t)
+    dws, dxs = network_grads(net.weights, x, t, net.activations, net.loss_function)
+    for k in range(2):
+        exact = dws[k] if wrt == "W" else dxs[k]
+        u = _directions(exact.shape, 4, np.random.default_rng(k))
+        est = directional_fd(net.weights, trace.xs, trace.vs, t, net.activations,
+                             net.loss_function, k, u, wrt=wrt)
+        want = np.einsum("cij,ij->c", u.dense(), exact)
+        # the estimate's own error bound (truncation + round-off), which a smooth network meets
+        assert np.all(np.abs(est.value - want) <= est.error + 1e-12), (k, est.value, want)
+        assert np.all(est.error < 1e-7)
 
 
 def test_a_per_sample_image_input_is_flattened_and_passes():
