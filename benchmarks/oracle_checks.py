@@ -242,7 +242,7 @@ def _mnist(ctx: Context, torch_ok: bool) -> str:
     net = problem.network()
     x, t = problem.data(seed=1)
     fns = {
-        "oracle directional (4 unit directions per term)": lambda: check_network(
+        "oracle directional (4 rank-one sign directions per term)": lambda: check_network(
             net, x, t, fd="directional", directions=4, local=False, check_step=False),
         "jax check_grads": _jax_checker(net, x, t),
     }
