@@ -55,7 +55,8 @@ Without --data, X is drawn from a seeded normal and T is valid for the loss: int
 """
 
 
-def _add_check(parser: argparse.ArgumentParser) -> None:
+def _add_network_and_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say which network and which data: shared by ``check`` and ``steps``."""
     net = parser.add_argument_group("the network (one of --sizes, --config, --network)")
     net.add_argument("--sizes", help="layer sizes n0,n1,...,nL (default 4,8,3)")
     net.add_argument("--activations",
@@ -73,6 +74,10 @@ def _add_check(parser: argparse.ArgumentParser) -> None:
                       help=f"samples drawn when there is no --data ({DEFAULT_BATCH})")
     data.add_argument("--seed", type=int,
                       help="seeds the weights and the drawn data, separately (default 0)")
+
+
+def _add_check(parser: argparse.ArgumentParser) -> None:
+    _add_network_and_data_flags(parser)
     parser.add_argument("--fd", choices=("auto", "exhaustive", "directional", "none"),
                         default="auto", help="finite differences: every entry (exhaustive), "
                         "random directions, none (JAX only), or auto (default)")
@@ -218,18 +223,7 @@ Exit status 1 when the central difference never comes within 1e-8 (relative) of 
 
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
-    net = parser.add_argument_group("the network (one of --sizes, --config, --network)")
-    net.add_argument("--sizes", help="layer sizes n0,n1,...,nL (default 4,8,3)")
-    net.add_argument("--activations", help="L names, comma-separated (as for check)")
-    net.add_argument("--loss", choices=sorted(OUTPUT_ACTIVATION), help="default mse")
-    net.add_argument("--init", choices=("glorot", "he", "uniform"), help="default glorot")
-    net.add_argument("--config", metavar="FILE.json", help="JSON config, as for check")
-    net.add_argument("--network", metavar="FILE.npz", help="a network saved by Network.save")
-    data = parser.add_argument_group("the data")
-    data.add_argument("--data", metavar="FILE.npz", help=".npz holding arrays X and T")
-    data.add_argument("--batch", type=int,
-                      help=f"samples drawn when there is no --data ({DEFAULT_BATCH})")
-    data.add_argument("--seed", type=int, help="seeds the weights and the drawn data (0)")
+    _add_network_and_data_flags(parser)
     entry = parser.add_argument_group("the entry and the picture")
     entry.add_argument("--layer", type=int, default=0, help="which W (default 0)")
     entry.add_argument("--entry", metavar="I,J",
