@@ -126,7 +126,8 @@ def check_network(
         strict: count "doubt" rows as failures.
         fd: "auto" (every entry when a term has at most ``max_exhaustive`` of them, else
             random unit directions), "exhaustive", "directional" or "none".
-        directions: how many random unit directions a directional check uses (seeded).
+        directions: how many random unit directions a directional check uses per term
+            (seeded): rank-one sign matrices, every entry +-1/sqrt(size) (see ``_directions``).
         check_step: also check one SGD step (eq 10) on a copy of the network.
         local: also check each term of the chain on its own (localisation). With False only
             the end-to-end gradients are checked: faster on large networks, but a wrong term
