@@ -168,6 +168,23 @@ def test_the_numpy_fast_paths_give_the_differentiated_where_forms_bit_for_bit():
     assert not np.signbit(fast_r).any()  # relu(-0.0) is +0.0, as where gives it
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "relu"])
+@pytest.mark.parametrize("v", [np.float64(-2.0), np.array(-1.5), np.array([-2, 0, 3]),
+                               np.array([[-1.0, 2.0]], dtype=np.float32)])
+def test_activations_with_fast_paths_take_numpy_scalars_0d_int_and_float32_arrays(name, v):
+    act = ACTIVATIONS[name]
+    f, df = FORMULAS[name]
+    y, dy = act(v), act.df(v)
+    flat = np.ravel(np.asarray(v, dtype=np.float64))
+    # float32 rounds to ~6e-8; the float64 cases agree with the formulas to a few ulps
+    rtol = 1e-6 if np.asarray(v).dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(np.ravel(y), [f(x) for x in flat], rtol=rtol)
+    np.testing.assert_allclose(np.ravel(dy), [df(x) for x in flat], rtol=rtol)
+    assert np.shape(y) == np.shape(v) and np.shape(dy) == np.shape(v)
+    if np.asarray(v).dtype == np.float32:
+        assert y.dtype == dy.dtype == np.float32  # the dtype asked for is kept
+
+
 def test_softmax_of_zero_and_log_two_is_one_third_and_two_thirds():
     v = np.array([[0.0, LOG2], [LOG2, 0.0]])
     # e^0 : e^log2 = 1 : 2; a few ulp of rounding in exp, sum and division.
