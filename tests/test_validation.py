@@ -360,3 +360,64 @@ def test_no_call_modifies_the_inputs_or_targets_it_was_given(mse_net, rng):
     mse_net.fit(x, t, epochs=2, lr=0.1, batch_size=2, seed=0)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(t, t0)
+
+
+# --- what each check passes on, and the exact messages -------------------------------------------
+
+
+def test_every_float_dtype_is_accepted_as_its_float64_value(mse_net):
+    x = good_x()
+    for dtype in (np.float16, np.float32, np.longdouble):
+        np.testing.assert_array_equal(mse_net.forward(x.astype(dtype)),
+                                      mse_net.forward(x.astype(dtype).astype(np.float64)))
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.float64(1.0), "X must have a batch axis first: expected shape (B, ...) with 4 values "
+                          "per sample, got shape ()"),
+        (np.full((B, 4), "a"), "X must hold real numbers (float or int), got dtype <U1"),
+        (with_entry(good_x(), (1, 2), np.nan),
+         "X must be finite, found 1 NaN/Inf entries (first at index (1, 2): nan)"),
+    ],
+)
+def test_the_message_about_x_is_exactly_this(mse_net, x, message):
+    with pytest.raises((TypeError, ValueError)) as info:
+        mse_net.forward(x)
+    assert str(info.value) == message
+
+
+def test_the_message_about_float_class_labels_is_exactly_this(ce_net):
+    with pytest.raises(TypeError) as info:
+        ce_net.loss(good_x(), np.array([0.0, 1.0, 2.0, 1.0, 0.0]))
+    assert str(info.value) == ("1-D targets for cross_entropy must be integer class labels, got "
+                               "dtype float64; pass one-hot or probability rows of shape (5, 3) "
+                               "for soft targets")
+
+
+def test_integer_class_labels_are_the_one_hot_rows_they_stand_for(ce_net):
+    labels = np.array([2, 0, 1, 1, 0])
+    onehot = np.eye(3)[labels]
+    assert ce_net.loss(good_x(), labels) == ce_net.loss(good_x(), onehot)
+    e1, dw1, dx1 = ce_net.gradients(good_x(), labels)
+    e2, dw2, dx2 = ce_net.gradients(good_x(), onehot)
+    assert e1 == e2 and dx1.tobytes() == dx2.tobytes()
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(dw1, dw2))
+
+
+def test_mse_and_binary_cross_entropy_accept_integer_and_list_targets_as_given(mse_net, bce_net):
+    # Not float64 arrays, so each goes through the full target check: mse targets may lie
+    # anywhere and bce rows need not sum to 1 (multi-label).
+    t = np.array([[3, -2], [0, 7], [1, 1], [-5, 0], [2, 2]])
+    assert mse_net.loss(good_x(), t) == mse_net.loss(good_x(), t.astype(float))
+    assert mse_net.loss(good_x(), t.tolist()) == mse_net.loss(good_x(), t.astype(float))
+    multi_label = np.array([[1, 1], [0, 0], [1, 0], [1, 1], [0, 1]])
+    assert bce_net.loss(good_x(), multi_label) == bce_net.loss(good_x(), multi_label * 1.0)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.5])
+def test_a_target_outside_0_1_is_named_at_its_own_index_after_zeros_and_ones(bce_net, bad):
+    t = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, bad], [1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"got " + re.escape(str(bad)) + r" at index \(3, 1\)$"):
+        bce_net.loss(good_x(), t)
