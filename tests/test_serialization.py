@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference import Activation, Network
+from reference import Activation, Loss, Network
 
 GOOD_CONFIG = {
     "format": "simple-net",
@@ -339,3 +339,100 @@ def test_a_save_that_fails_midway_keeps_the_previous_file_intact(tmp_path, monke
         Network([2, 1], ["tanh"], seed=6).save(path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["net.npz"]
+
+
+# --- exact messages, naming the file -----------------------------------------------------------
+
+
+def malformed_files(tmp_path):
+    """One file per refusal of ``load``, each with the reason its message must give."""
+    arrays = good_arrays()
+    files = []
+
+    def add(name, why, config=GOOD_CONFIG, **entries):
+        files.append((write(tmp_path / name, config, **(entries or arrays)), why))
+
+    (tmp_path / "text.npz").write_text("hello\n")
+    files.append((tmp_path / "text.npz", "expected an .npz (zip) archive"))
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    files.append((tmp_path / "single.npy",
+                  "it holds a single .npy array, expected an .npz archive"))
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as z:
+        z.writestr("config", b"raw bytes")
+    files.append((tmp_path / "raw.npz", "entry 'config' is not a .npy array"))
+    np.savez(tmp_path / "object.npz", config=np.array(json.dumps(GOOD_CONFIG)),
+             W0=arrays["W0"].astype(object), W1=arrays["W1"])
+    files.append((tmp_path / "object.npz", "numpy refused an entry (Object arrays cannot be "
+                                           "loaded when allow_pickle=False)"))
+    add("noconfig.npz", "missing the 'config' entry (a JSON string)", config=None)
+    add("nojson.npz", "config is not valid JSON (Expecting value: line 1 column 1 (char 0))",
+        config="nope")
+    add("notag.npz", "config has no format tag 'simple-net'", config=with_config(format="x"))
+    add("version.npz", "unsupported version 2, expected 1", config=with_config(version=2))
+    add("loss.npz", "config['loss'] must be a str, got 3", config=with_config(loss=3))
+    add("names.npz", "config['activations'] must be a list of names",
+        config=with_config(activations=[1, 2]))
+    add("refused.npz", "its configuration is refused: unknown loss 'l1'; expected one of: mse, "
+        "cross_entropy, binary_cross_entropy", config=with_config(loss="l1"))
+    add("extra.npz", "expected arrays ['W0', 'W1'], found ['W0', 'W1', 'W2']",
+        W2=np.zeros(2), **arrays)
+    add("float32.npz", "W0 must be float64, got float32",
+        W0=arrays["W0"].astype(np.float32), W1=arrays["W1"])
+    add("shape.npz", "weights[1] must have shape (5, 2) (n_in + 1 bias row, n_out), got (4, 2)",
+        W0=arrays["W0"], W1=arrays["W1"][:-1])
+    return files
+
+
+def test_every_refusal_names_the_file_and_gives_exactly_its_reason(tmp_path):
+    for path, why in malformed_files(tmp_path):
+        with pytest.raises(ValueError) as info:
+            Network.load(path)
+        assert str(info.value) == f"{path} is not a valid simple-net file: {why}"
+
+
+def test_a_truncated_archive_is_refused_naming_the_file(tmp_path):
+    path = truncated_archive(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        with pytest.raises(ValueError) as info:
+            Network.load(path)
+    assert str(info.value).startswith(f"{path} is not a valid simple-net file: cannot read it "
+                                      "as .npz (")
+
+
+def test_a_config_in_a_one_element_array_is_refused(tmp_path):
+    path = tmp_path / "f.npz"
+    np.savez(path, config=np.array([json.dumps(GOOD_CONFIG)]), **good_arrays())
+    refuses(path, r"missing the 'config' entry \(a JSON string\)$")
+
+
+def test_saving_a_custom_activation_or_loss_is_refused_with_exactly_this_message(tmp_path):
+    cube = Activation("cube", lambda v: v**3, lambda v: 3 * v**2)
+    with pytest.raises(ValueError) as info:
+        Network([2, 3, 1], ["tanh", cube]).save(tmp_path / "net.npz")
+    assert str(info.value) == (
+        "cannot save: layer 1 uses the custom activation 'cube', and custom functions cannot be "
+        "serialised by value (no pickle); save the weights with numpy and rebuild the network "
+        "with the same Activation instead")
+    l1 = Loss("l1", lambda y, t: np.mean(np.sum(np.abs(y - t), axis=1)),
+              lambda y, t: np.sign(y - t) / y.shape[0])
+    with pytest.raises(ValueError) as info:
+        Network([2, 1], ["identity"], l1).save(tmp_path / "net.npz")
+    assert str(info.value) == ("cannot save: the custom loss 'l1' cannot be serialised by value "
+                               "(no pickle)")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_save_writes_its_partial_file_as_a_tmp_file_beside_the_target(tmp_path, monkeypatch):
+    # Beside the target, so that the final os.replace stays on one file system (atomic).
+    seen = []
+
+    def spying_savez(f, **arrays):
+        seen.extend(os.listdir(tmp_path))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", spying_savez)
+    with pytest.raises(OSError, match="disk full"):
+        Network([2, 1], ["tanh"]).save(tmp_path / "net.npz")
+    assert len(seen) == 1 and seen[0].endswith(".tmp")
+    assert os.listdir(tmp_path) == []
