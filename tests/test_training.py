@@ -1,10 +1,15 @@
-"""Training: hand-computed SGD epochs, seeded reproducibility, divergence, the seed's demo."""
+"""Training: hand-computed SGD epochs, seeded reproducibility, divergence, the seed's demo, and
+the buffers a step reuses."""
+
+import copy
+import pickle
 
 import numpy as np
 import pytest
 
-from reference import DivergenceError, Network
+from reference import DivergenceError, Network, training
 from reference.datasets import patterns_3x3
+from reference.workspace import Workspace, WorkspaceCache
 
 
 def identity_unit(w, b):
@@ -170,3 +175,112 @@ def test_the_9_9_9_tanh_autoencoder_learns_every_3x3_pattern():
     assert np.max(np.abs(out - targets)) < 0.1
     np.testing.assert_array_equal(out > 0.5, targets > 0.5)
     assert history[-1] < history[0] / 100
+
+
+# --- defaults, shuffling, where a divergence is reported ---------------------------------------
+
+
+def test_fit_defaults_to_one_shuffled_epoch_at_lr_0_1():
+    x, t = np.array([[1.0], [2.0], [3.0]]), np.ones((3, 1))
+    by_default = identity_unit(0.5, 0.0)
+    explicit = identity_unit(0.5, 0.0)
+    history = by_default.fit(x, t, batch_size=1, seed=3)
+    assert history == explicit.fit(x, t, epochs=1, lr=0.1, batch_size=1, seed=3, shuffle=True)
+    assert by_default.weights[0].tobytes() == explicit.weights[0].tobytes()
+    in_order = identity_unit(0.5, 0.0)
+    in_order.fit(x, t, epochs=1, lr=0.1, batch_size=1, shuffle=False)
+    # seed 3 reverses the order, so the unshuffled run differs
+    assert in_order.weights[0].tobytes() != by_default.weights[0].tobytes()
+
+
+def test_a_shuffled_full_batch_epoch_is_one_step_on_the_samples_in_shuffled_order():
+    # The bias gradient sums y - t over the batch; with 1e16 and -1e16 among the samples that
+    # sum depends on the order, so only the shuffled order reproduces fit bit for bit.
+    x, t = np.array([[1e16], [1.0], [-1e16], [3.0], [1.0]]), np.zeros((5, 1))
+    order = np.random.default_rng(0).permutation(5)
+    fitted, stepped, unshuffled = (identity_unit(1.0, 0.0) for _ in range(3))
+    fitted.fit(x, t, epochs=1, lr=1e-40, seed=0)
+    stepped.step(x[order], t[order], 1e-40)
+    unshuffled.step(x, t, 1e-40)
+    assert fitted.weights[0].tobytes() == stepped.weights[0].tobytes()
+    assert fitted.weights[0].tobytes() != unshuffled.weights[0].tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_divergence_names_the_epoch_and_step_counted_from_one():
+    net = identity_unit(1.0, 0.0)
+    x, t = np.array([[1.0], [1e200]]), np.zeros((2, 1))
+    # step 1 (x = 1) is harmless; step 2 squares 0.9e200 and overflows.
+    with pytest.raises(DivergenceError, match=r"^training diverged at epoch 1/3, step 2/2 "
+                                              r"with lr=0\.1: "):
+        net.fit(x, t, epochs=3, lr=0.1, batch_size=1, shuffle=False)
+
+
+# --- the step's buffers (workspace.py) ---------------------------------------------------------
+
+
+def test_the_workspace_cache_reuses_the_buffers_of_a_batch_size():
+    cache = WorkspaceCache()
+    work = cache.get([3, 4, 2], 5)
+    assert work.batch == 5
+    assert [v.shape for v in work.vs] == [(5, 4), (5, 2)]
+    assert work.dxs[0] is None and [d.shape for d in work.dxs[1:]] == [(5, 4)]
+    assert [d.shape for d in work.dws] == [(4, 4), (5, 2)]
+    assert cache.get([3, 4, 2], 5) is work
+
+
+def test_the_workspace_cache_keeps_the_two_most_recently_used_batch_sizes():
+    cache = WorkspaceCache()
+    full, last = cache.get([3, 2], 8), cache.get([3, 2], 3)  # fit with a short last batch
+    for _ in range(3):
+        assert cache.get([3, 2], 8) is full
+        assert cache.get([3, 2], 3) is last
+    other = cache.get([3, 2], 1)  # a third size evicts the least recently used one (8)
+    assert cache.get([3, 2], 3) is last and cache.get([3, 2], 1) is other
+    assert cache.get([3, 2], 8) is not full
+
+
+def test_the_workspace_cache_makes_new_buffers_when_the_layer_sizes_change():
+    cache = WorkspaceCache()
+    cache.get([3, 2], 4)
+    work = cache.get([5, 6, 1], 4)
+    assert work.sizes == (5, 6, 1) and [v.shape for v in work.vs] == [(4, 6), (4, 1)]
+
+
+def test_a_workspace_larger_than_max_bytes_serves_one_call_and_is_not_kept():
+    size = Workspace([3, 2], 4).nbytes
+    at_limit, above = WorkspaceCache(max_bytes=size), WorkspaceCache(max_bytes=size - 1)
+    assert at_limit.get([3, 2], 4) is at_limit.get([3, 2], 4)
+    assert above.get([3, 2], 4) is not above.get([3, 2], 4)
+    assert above.nbytes == 0 and at_limit.nbytes == size
+
+
+@pytest.mark.parametrize("copy_", [copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))])
+def test_a_copied_workspace_cache_starts_empty_with_the_same_limits(copy_):
+    cache = WorkspaceCache(keep=3, max_bytes=12345)
+    cache.get([3, 2], 4)
+    clone = copy_(cache)
+    assert (clone.keep, clone.max_bytes, clone.nbytes) == (3, 12345, 0)
+    assert clone.get([3, 2], 4) is clone.get([3, 2], 4)
+
+
+@pytest.mark.parametrize("copy_", [copy.deepcopy, lambda n: pickle.loads(pickle.dumps(n))])
+def test_a_copied_network_trains_on_exactly_like_the_original(copy_):
+    x, labels = np.linspace(-1.0, 1.0, 12).reshape(6, 2), np.array([0, 1, 2, 0, 1, 2])
+    net = Network([2, 4, 3], ["tanh", "softmax"], "cross_entropy", seed=0)
+    net.fit(x, labels, epochs=2, lr=0.5, batch_size=4, seed=0)  # fills the buffers
+    clone = copy_(net)
+    assert net.fit(x, labels, epochs=2, lr=0.5, batch_size=4, seed=1) == \
+        clone.fit(x, labels, epochs=2, lr=0.5, batch_size=4, seed=1)
+    assert [w.tobytes() for w in net.weights] == [w.tobytes() for w in clone.weights]
+
+
+def test_training_fit_defaults_to_one_shuffled_epoch_at_lr_0_1():
+    x, t = np.array([[1.0], [2.0], [3.0]]), np.ones((3, 1))
+    by_default, explicit, in_order = (identity_unit(0.5, 0.0) for _ in range(3))
+    history = training.fit(by_default, x, t, batch_size=1, seed=3)
+    assert history == training.fit(explicit, x, t, epochs=1, lr=0.1, batch_size=1, seed=3,
+                                   shuffle=True)
+    assert by_default.weights[0].tobytes() == explicit.weights[0].tobytes()
+    training.fit(in_order, x, t, epochs=1, lr=0.1, batch_size=1, seed=3, shuffle=False)
+    assert in_order.weights[0].tobytes() != by_default.weights[0].tobytes()
