@@ -33,13 +33,27 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
-# Mutation testing of reference/ against the property suite (mutmut; configured in
-# pyproject.toml [tool.mutmut]). Slow (tens of minutes), so not part of `make test`.
-# Results stay in mutants/: `$(PY) -m mutmut browse` shows each survivor.
+# Mutation testing of reference/ (mutmut; configured in pyproject.toml [tool.mutmut]), in two
+# passes: the numerical core against the property suite, then the rest of reference/ against the
+# example-based tests, from mutants/rest/ with the `rest_*` keys as its configuration. Slow (tens
+# of minutes), so not part of `make test`. Results stay in mutants/ and mutants/rest/mutants/:
+# `$(PY) -m mutmut browse`, run in mutants/ or mutants/rest/, shows each survivor.
+# MUTMUT_ARGS is passed to both runs, e.g. MUTMUT_ARGS="--max-children 1" on a shared machine.
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[mutation]"
-	HYPOTHESIS_PROFILE=mutation $(PY) -m mutmut run
+	HYPOTHESIS_PROFILE=mutation $(PY) -m mutmut run $(MUTMUT_ARGS)
 	$(PY) -m mutmut results
+	mkdir -p mutants/rest
+	rm -rf mutants/rest/reference mutants/rest/tests
+	cp -a reference tests mutants/rest/
+	$(PY) -c 'import json, re, tomllib; text = open("pyproject.toml").read(); \
+	conf = tomllib.loads(text)["tool"]["mutmut"]; \
+	conf = {**conf, **{k[5:]: v for k, v in conf.items() if k.startswith("rest_")}}; \
+	body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in conf.items() if k[:5] != "rest_"); \
+	text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", lambda m: "[tool.mutmut]\n" + body, text); \
+	open("mutants/rest/pyproject.toml", "w").write(text)'
+	cd mutants/rest && $(abspath $(PY)) -m mutmut run $(MUTMUT_ARGS)
+	cd mutants/rest && $(abspath $(PY)) -m mutmut results
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info
