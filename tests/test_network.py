@@ -274,3 +274,107 @@ def test_a_custom_activation_cannot_stand_in_for_softmax_under_cross_entropy():
     fake = Activation("softmax", lambda v: v, lambda v: np.ones_like(v))
     with pytest.raises(ValueError, match="needs the last activation to be 'softmax'"):
         Network([2, 2], [fake], "cross_entropy")
+
+
+# --- defaults, and the careful paths of the training step ----------------------------------------
+
+
+def test_the_default_seed_is_0_and_seed_none_draws_fresh_weights():
+    same = Network([3, 2], ["tanh"], seed=0)
+    default = Network([3, 2], ["tanh"])
+    np.testing.assert_array_equal(default.weights[0], same.weights[0])
+    assert default.seed == 0
+    fresh = Network([3, 2], ["tanh"], seed=None)
+    assert fresh.seed is None and fresh.weights[0].shape == (4, 2)
+
+
+def test_the_repr_names_sizes_activations_and_loss():
+    net = Network([2, 3, 1], ["tanh", "identity"], "mse")
+    assert repr(net) == "Network([2, 3, 1], activations=['tanh', 'identity'], loss='mse')"
+
+
+def test_fit_defaults_are_one_epoch_lr_0_1_with_shuffling(rng):
+    x, t = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    a, b = Network([3, 2], ["tanh"], seed=1), Network([3, 2], ["tanh"], seed=1)
+    history = a.fit(x, t, batch_size=2, seed=5)
+    assert b.fit(x, t, epochs=1, lr=0.1, batch_size=2, seed=5, shuffle=True) == history
+    assert len(history) == 1
+    np.testing.assert_array_equal(a.weights[0], b.weights[0])
+
+
+def test_a_zero_learning_rate_is_refused(unchanged):
+    net = Network([2, 1], ["identity"])
+    with unchanged(net), pytest.raises(ValueError, match="lr must be a finite positive"):
+        net.step(np.ones((1, 2)), np.zeros((1, 1)), 0.0)
+
+
+@pytest.mark.parametrize("sizes", [[2, 1], [2, 2, 1]])
+def test_a_nan_written_into_the_weights_in_place_is_refused_naming_the_array(sizes):
+    net = Network(sizes, ["tanh"] * (len(sizes) - 2) + ["identity"])
+    last = len(sizes) - 2
+    net.weights[last][0, 0] = np.nan
+    for call in (lambda: net.step(np.ones((1, 2)), np.zeros((1, 1)), 0.1),
+                 lambda: net.forward(np.ones((1, 2)))):
+        with pytest.raises(ValueError, match=rf"weights\[{last}\]"):
+            call()
+
+
+def test_a_step_near_overflow_still_moves_every_weight_by_minus_lr_times_its_gradient():
+    # A weight of 1e151 (its square overflows) sends the step down the careful path, which
+    # computes every update before committing any: it must apply the same eq 10.
+    net = Network([2, 2, 1], ["tanh", "identity"], seed=3)
+    net.weights[0][0, 0] = 1e151  # tanh saturates: the loss stays finite
+    x, t = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([[0.3], [-0.2]])
+    _, dws, _ = net.gradients(x, t)
+    before = [w.copy() for w in net.weights]
+    net.step(x, t, 0.25)
+    for w, b, dw in zip(net.weights, before, dws):
+        np.testing.assert_array_equal(w, b - 0.25 * dw)  # the same two roundings
+
+
+def test_an_update_that_overflows_raises_divergence_and_leaves_the_weights(unchanged):
+    # dE/dW ~ 1e10 (finite loss ~ 1e10) times lr = 1e300 overflows: refused, nothing changed.
+    from reference import DivergenceError
+
+    net = Network([1, 1], ["identity"])
+    net.weights = [np.array([[1.0], [0.0]])]
+    with unchanged(net), pytest.raises(DivergenceError, match=r"update of weights\[0\]"):
+        net.step(np.array([[1e5]]), np.array([[0.0]]), 1e300)
+
+
+def test_an_overflowing_bias_update_with_all_zero_inputs_raises_divergence(unchanged):
+    # X = 0: dE/dW is zero but for its bias row, sum_b dE/dV ~ -2e10, times lr = 1e300.
+    from reference import DivergenceError
+
+    net = Network([3, 1], ["identity"])
+    net.weights = [np.array([[1.0], [1.0], [1.0], [0.0]])]
+    with unchanged(net), pytest.raises(DivergenceError, match=r"update of weights\[0\]"):
+        net.step(np.zeros((2, 3)), np.full((2, 1), 1e10), 1e300)
+
+
+def test_a_forward_that_overflows_to_inf_minus_inf_is_a_divergence_not_a_warning(unchanged):
+    # V = [1e400, 1e400] overflows to [inf, inf]; softmax's V - max V is inf - inf = NaN. numpy's
+    # overflow and invalid warnings (errors under this suite's filterwarnings) must become one
+    # DivergenceError.
+    from reference import DivergenceError
+
+    net = Network([1, 2], ["softmax"], "cross_entropy")
+    net.weights = [np.array([[1e200, 1e200], [0.0, 0.0]])]
+    with unchanged(net), pytest.raises(DivergenceError, match="the loss is nan"):
+        net.step(np.array([[1e200]]), np.array([0]), 0.1)
+
+
+def test_gradients_report_a_non_finite_loss_as_it_is():
+    # Divergence is a training notion: gradients() is a plain function and returns inf.
+    net = Network([1, 1], ["identity"])
+    net.weights = [np.array([[1e200], [0.0]])]
+    with np.errstate(over="ignore", invalid="ignore"):
+        e, _, _ = net.gradients(np.array([[1e200]]), np.array([[0.0]]))
+    assert e == np.inf
+
+
+def test_probability_rows_must_each_sum_to_1_not_only_all_together():
+    net = Network([2, 2], ["softmax"], "cross_entropy")
+    t = np.array([[0.5, 0.0], [0.5, 0.0]])  # the rows sum to 0.5 each, 1 together
+    with pytest.raises(ValueError, match="sum to 1"):
+        net.gradients(np.ones((2, 2)), t)
