@@ -188,7 +188,8 @@ def weight_fd(
                     dy[rows[0], :, rows[1]][..., None] * weights[k + 1][j[rows[0]]][:, None, :])
                 return _per_sample(nxt, rows, k + 1, weights, activations, loss, t, per_sample,
                                    base, idx.size)
-            nxt = vs[k + 1][None, None] + dy[..., None] * weights[k + 1][j][:, None, None, :]
+            nxt = dy[..., None] * weights[k + 1][j][:, None, None, :]  # (C, n, B, m_{k+1})
+            nxt += vs[k + 1]  # V_{k+1} + dY_j (x) W_{k+1}[j], in place
             e = _finish(nxt.reshape(c, batch, -1), k + 1, weights, activations, loss, t)
         else:
             stack = np.broadcast_to(vs[k], (idx.size, offsets.size, batch, m)).copy()
