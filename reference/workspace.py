@@ -9,7 +9,8 @@ short last batch; none above 64 MiB), and writes into them with numpy's ``out=``
 ``gradients`` uses the same buffers for its intermediate terms.
 
 Nothing in a workspace is ever handed to the user: ``gradients`` returns fresh dE/dW and dE/dX
-and ``trace`` returns fresh arrays throughout, which the caller may keep.
+and ``trace`` returns arrays of its own throughout (all but ``xs[0]``, the caller's input
+itself, flattened: a view when it already is float64), which the caller may keep.
 """
 
 from __future__ import annotations
