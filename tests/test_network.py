@@ -378,3 +378,13 @@ def test_probability_rows_must_each_sum_to_1_not_only_all_together():
     t = np.array([[0.5, 0.0], [0.5, 0.0]])  # the rows sum to 0.5 each, 1 together
     with pytest.raises(ValueError, match="sum to 1"):
         net.gradients(np.ones((2, 2)), t)
+
+
+def test_the_trace_holds_the_callers_float64_input_itself_flattened_not_a_copy(rng):
+    # Documented in workspace.py: trace's xs[0] is the caller's X (a view), saving a copy of
+    # the largest input; every other array of the trace is the network's own.
+    net = Network([4, 3, 2], ["tanh", "identity"])
+    x = rng.normal(size=(5, 2, 2))  # per-sample 2x2 inputs: flattened by the full input check
+    trace = net.trace(x, rng.normal(size=(5, 2)))
+    assert trace.xs[0].shape == (5, 4) and np.shares_memory(trace.xs[0], x)
+    assert not any(np.shares_memory(a, x) for a in trace.vs + trace.ys + trace.dws)
