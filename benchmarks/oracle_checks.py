@@ -260,5 +260,42 @@ def _mnist(ctx: Context, torch_ok: bool) -> str:
         took = time.perf_counter() - start
         rows.append([f"oracle exhaustive (all {problem.n_params:,} parameters and dE/dX)",
                      f"{took * 1e3:.0f} (one run)", "ok" if report.ok else "FAIL"])
-    return "mnist, a right gradient (relu kinks everywhere):\n\n" + markdown_table(
-        ["checker", "ms", "verdict"], rows)
+    return "\n".join([
+        "mnist, a right gradient (relu kinks everywhere):\n",
+        markdown_table(["checker", "ms", "verdict"], rows),
+        "\nWhere the directional check's time goes (its parts, each timed alone):\n",
+        markdown_table(["part", "ms"], _directional_parts(ctx, net, x, t)),
+    ])
+
+
+def _directional_parts(ctx: Context, net, x, t) -> list[list[str]]:
+    from oracle import magnitudes, network_fd
+    from oracle.network_check import _directions
+    from reference import forward_pass
+
+    tt = net._targets(t, x.shape[0])
+    acts, loss, weights = net.activations, net.loss_function, net.weights
+    fwd = forward_pass(weights, x, acts)
+    e_floor = magnitudes.loss_value_magnitude(weights, fwd, tt, acts, loss)
+    rng = np.random.default_rng(0)
+    terms = [(k, wrt, _directions(weights[k].shape if wrt == "W" else fwd.xs[k].shape, 4, rng))
+             for k in range(len(weights)) for wrt in ("W", "X")]
+
+    def finite_differences():
+        for k, wrt, u in terms:
+            network_fd.directional_fd(weights, fwd.xs, fwd.vs, tt, acts, loss, k, u, wrt=wrt,
+                                      noise_floor=e_floor)
+
+    parts = {
+        "finite differences: 6 terms x 4 directions x 4 offsets": finite_differences,
+        "JAX's gradient (dE/dW and every dE/dX, jitted)": lambda: network_grads(
+            weights, x, tt, acts, loss),
+        "rounding bounds of every term and of E (oracle.magnitudes)": lambda: (
+            magnitudes.network_magnitudes(weights, fwd, tt, acts, loss),
+            magnitudes.loss_value_magnitude(weights, fwd, tt, acts, loss)),
+        "the hand-derived terms: net.trace and net.gradients": lambda: (
+            net.trace(x, t), net.gradients(x, t)),
+    }
+    times = {name: ctx.time({name: fn}, cycles=1, samples_per_cycle=20)[name].median
+             for name, fn in parts.items()}
+    return [[name, ms(sec)] for name, sec in times.items()]
