@@ -119,11 +119,9 @@ def forward_error(
     V = X~ W rounds by ~eps |X~| |W| and inherits X's error through |W|; Y = act(V) rounds by
     ~eps (|Y| + |V|) and inherits V's error through |act'|.
     """
-    err_y = np.zeros_like(trace.xs[0])
-    err_v = err_y
-    for k, (act, x, v, y, w) in enumerate(zip(activations, trace.xs, trace.vs, trace.ys, weights)):
-        # (|X~| + [err_y, 0]) |W|: one product (the input itself, k = 0, carries no error)
-        err_v = (_abs_tilde(x) if k == 0 else _abs_tilde(x, plus=err_y)) @ np.abs(w)
+    err_y = err_v = None  # the network's input carries no error
+    for act, x, v, y, w in zip(activations, trace.xs, trace.vs, trace.ys, weights):
+        err_v = _abs_tilde(x, plus=err_y) @ np.abs(w)  # (|X~| + [err_y, 0]) |W|: one product
         with np.errstate(all="ignore"):
             slope = np.abs(act.df(v)) if act.elementwise else 1.0
         err_y = np.abs(y) + np.abs(v) + np.nan_to_num(slope) * err_v
