@@ -7,7 +7,9 @@ guarantees that a failed call changes nothing.
 Speed without a second copy of the math: ``step`` and ``gradients`` run the same passes as
 ``trace``, but write their intermediate terms into buffers kept between calls (``workspace.py``)
 and check their inputs with one sum of squares per array in the common case, handing anything
-unusual to the full checks of ``validation.py``.
+unusual to the full checks of ``validation.py``. ``step`` and ``gradients`` take the sums of
+squares of each layer's V instead of X and the weights: a NaN or Inf in X or a weight reaches V,
+and V is much smaller than the weights (see ``_buffered_passes``).
 
 Conventions (docs/derivation.md has the full derivation):
 
@@ -132,11 +134,13 @@ class Network:
         self._check_weights()
         return self._weights
 
-    def _check_weights(self) -> bool:
+    def _check_weights(self, *, values: bool = True) -> bool:
         """Guard for weights edited in place by the user; raises as ``check_weights`` does.
 
-        Returns True when every weight is a float64 array of its shape with entries below
-        1e150 in magnitude (what the training step's fast update relies on).
+        Returns True when every weight is a float64 array of its shape with (if ``values``)
+        entries below 1e150 in magnitude. With ``values=False`` only the arrays' types and
+        shapes are checked here: ``step`` and ``gradients`` check the entries afterwards, from
+        the forward pass's V (see ``_buffered_passes``).
         """
         # Cheap: shapes, and finiteness via one sum of squares per array; anything unusual
         # goes to the full check, which raises with the details.
@@ -147,12 +151,14 @@ class Network:
             if not isinstance(w, np.ndarray) or w.shape != expected or w.dtype != np.float64:
                 check_weights(self._weights, sizes)  # raises with the details
                 moderate = False
-            elif not _moderate(w):
+            elif values and not _moderate(w):
                 check_weights(self._weights, sizes)  # raises if an entry is NaN or Inf
                 moderate = False
         return moderate
 
-    def _inputs(self, x: object) -> np.ndarray:
+    def _inputs(self, x: object, *, values: bool = True) -> np.ndarray:
+        """X as float64 ``(B, n0)``, or the full check's error. With ``values=False`` the
+        common case's entries are left to ``_buffered_passes``, which checks them through V."""
         n0 = self.layer_sizes[0]
         if (  # the common case, checked cheaply; everything else gets the full check
             type(x) is np.ndarray
@@ -160,7 +166,7 @@ class Network:
             and x.ndim == 2
             and x.shape[1] == n0
             and x.shape[0] > 0
-            and _moderate(x)
+            and (not values or _moderate(x))
         ):
             return x
         return check_inputs(x, n0)
@@ -215,9 +221,10 @@ class Network:
         self, X: np.ndarray, T: np.ndarray
     ) -> tuple[float, list[np.ndarray], np.ndarray]:
         """Return ``(E, dW, dX)``: the loss, ``dE/dW`` shaped like ``weights``, ``dE/dX`` like X."""
-        x = self._inputs(X)
+        x = self._inputs(X, values=False)  # X's and the weights' entries: see _buffered_passes
         t = self._targets(T, x.shape[0])
-        weights = self._checked_weights()
+        self._check_weights(values=False)
+        weights = self._weights
         # The passes of ``_trace``, with V and the inner dE/dX in reused buffers. What is
         # returned (dE/dW of every layer, dE/dX of the input) is fresh, and allocated first:
         # the short-lived temporaries then come after it in the heap, which in the usual
@@ -240,7 +247,7 @@ class Network:
         """
         if not (type(lr) is float and 0.0 < lr < math.inf):  # else the check returns lr as is
             lr = check_learning_rate(lr)
-        x = self._inputs(X)
+        x = self._inputs(X, values=False)  # X's and the weights' entries: see _buffered_passes
         return self._step(x, self._targets(T, x.shape[0]), lr)
 
     def _step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
@@ -248,10 +255,10 @@ class Network:
         # for: that is reported as a DivergenceError, not as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"):
             # dE/dX of the input is not needed for an update, so it is not computed.
-            moderate = self._check_weights()
+            plain = self._check_weights(values=False)  # float64 arrays of the right shapes
             weights, work = self._weights, self._workspace(x.shape[0])
             loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True)
-            if moderate and _update_is_moderate(xs, dvs, lr):
+            if plain and _update_is_moderate(xs, dvs, lr):
                 # Every updated weight is certainly finite, so each layer is updated as soon as
                 # its dE/dW is known, in place, through one reused buffer.
                 for w, x_k, dv, dw in zip(weights, xs, dvs, work.dws):
@@ -288,10 +295,23 @@ class Network:
         the inner layers' dE/dX into ``work`` (see workspace.py); returns ``(E, xs, dvs)`` as
         in ``Trace``. dE/dX of the input goes into ``dx0 (B, n0)``, if given, else nowhere.
 
+        The entries of ``x`` and of the weights are checked here, after the forward pass and
+        before anything else, through V: a NaN or Inf in X or in a layer's W makes that layer's
+        V non-finite (NaN times anything and 0 times Inf are NaN; the bias row is added to
+        every row of V), so when every V is finite they are too, and no pass over the weights
+        is needed. Otherwise the full checks run and raise naming the array; when they pass
+        (the forward overflowed), ``gradients`` runs the forward again to give numpy's warnings.
+
         With ``step``, a non-finite loss raises ``DivergenceError`` before the backward pass.
         """
         acts, loss_fn = self.activations, self.loss_function
-        fwd = forward_pass(weights, x, acts, out=work.vs)
+        with np.errstate(over="ignore", invalid="ignore"):
+            fwd = forward_pass(weights, x, acts, out=work.vs)
+        if not all(_moderate(v) for v in fwd.vs):
+            check_inputs(x, self.layer_sizes[0])  # raises if an entry of X is NaN or Inf
+            check_weights(self._weights, self.layer_sizes)  # ... or of a weight
+            if not step:  # a plain overflow: warn as numpy does (the step reports divergence)
+                fwd = forward_pass(weights, x, acts, out=work.vs)
         loss = float(output_loss(fwd.vs[-1], fwd.ys[-1], t, loss_fn))
         if step and not math.isfinite(loss):
             raise DivergenceError(f"the loss is {loss}; weights left unchanged")
@@ -353,7 +373,9 @@ def _update_is_moderate(xs: Sequence[np.ndarray], dvs: Sequence[np.ndarray], lr:
 
     Cheap (two sums of squares per layer, no dE/dW needed): entry (i, j) of dE/dW = X~^T dV is
     a dot product of two columns, so by Cauchy-Schwarz it is at most ``|X~|_F |dV|_F``, with
-    ``|X~|_F^2 = |X|_F^2 + B``. With weights below 1e150 too, W - lr dE/dW cannot overflow.
+    ``|X~|_F^2 = |X|_F^2 + B``. Then W - lr dE/dW cannot overflow for any finite W: the exact
+    result exceeds the largest float by at most 1e150, far below the half ulp (2^970 ~ 1e292)
+    it would take to round to Inf.
     """
     lr2 = lr * lr
     for x, dv in zip(xs, dvs):

@@ -320,16 +320,27 @@ def test_a_nan_written_into_the_weights_in_place_is_refused_naming_the_array(siz
 
 
 def test_a_step_near_overflow_still_moves_every_weight_by_minus_lr_times_its_gradient():
-    # A weight of 1e151 (its square overflows) sends the step down the careful path, which
-    # computes every update before committing any: it must apply the same eq 10.
+    # An input of 1e151 (its square overflows) makes the Cauchy-Schwarz bound on lr dE/dW
+    # infinite, which sends the step down the careful path: it computes every update before
+    # committing any, and must apply the same eq 10.
     net = Network([2, 2, 1], ["tanh", "identity"], seed=3)
-    net.weights[0][0, 0] = 1e151  # tanh saturates: the loss stays finite
-    x, t = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([[0.3], [-0.2]])
-    _, dws, _ = net.gradients(x, t)
+    x, t = np.array([[1e151, -1.0], [1.0, 2.0]]), np.array([[0.3], [-0.2]])  # tanh saturates
+    with np.errstate(over="ignore"):  # the sums of squares of X and V overflow, by design
+        _, dws, _ = net.gradients(x, t)
     before = [w.copy() for w in net.weights]
     net.step(x, t, 0.25)
     for w, b, dw in zip(net.weights, before, dws):
         np.testing.assert_array_equal(w, b - 0.25 * dw)  # the same two roundings
+
+
+def test_gradients_of_an_overflowing_forward_warn_as_numpy_does():
+    # The entries of X and W are checked through V after the forward; when they are finite and
+    # V overflowed anyway, gradients() runs the forward again so that numpy's warning is seen.
+    net = Network([1, 1], ["identity"])
+    net.weights = [np.array([[1e200], [0.0]])]
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        with np.errstate(invalid="ignore"):
+            net.gradients(np.array([[1e200]]), np.array([[0.0]]))
 
 
 def test_an_update_that_overflows_raises_divergence_and_leaves_the_weights(unchanged):
