@@ -7,6 +7,7 @@ rounded to halves, so that many units sit exactly on relu kinks. Runs ``check_ne
 (the reference's gradients are right) and counts row statuses; any FAIL is a false alarm.
 
     python -m benchmarks.false_alarms --seed 4 --count 150
+    python -m benchmarks.false_alarms --seed 4 --count 150 --fd directional
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--count", type=int, default=150)
+    parser.add_argument("--fd", default="auto", choices=["auto", "exhaustive", "directional"],
+                        help="check_network's fd mode (auto: exhaustive at these sizes)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     counts: collections.Counter = collections.Counter()
@@ -60,7 +63,7 @@ def main() -> None:
     start = time.perf_counter()
     for i in range(args.count):
         net, x, t = random_case(rng)
-        report = check_network(net, x, t)
+        report = check_network(net, x, t, fd=args.fd)
         counts.update(row.status for row in report.rows)
         if not report.ok or report.count("doubt"):
             flagged.append((i, net, report.headline))

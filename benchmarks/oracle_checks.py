@@ -280,19 +280,25 @@ def _directional_parts(ctx: Context, net, x, t) -> list[list[str]]:
     rng = np.random.default_rng(0)
     terms = [(k, wrt, _directions(weights[k].shape if wrt == "W" else fwd.xs[k].shape, 4, rng))
              for k in range(len(weights)) for wrt in ("W", "X")]
+    ad_dws, ad_dxs = network_grads(weights, x, tt, acts, loss)
+    refs = [u.project(ad_dws[k] if wrt == "W" else ad_dxs[k]) for k, wrt, u in terms]
 
     def finite_differences():
-        for k, wrt, u in terms:
+        for (k, wrt, u), ref in zip(terms, refs):
             network_fd.directional_fd(weights, fwd.xs, fwd.vs, tt, acts, loss, k, u, wrt=wrt,
-                                      noise_floor=e_floor)
+                                      noise_floor=e_floor, reference=ref)
 
+    first = magnitudes.first_layer_v_magnitude(weights, fwd)
     parts = {
-        "finite differences: 6 terms x 4 directions x 4 offsets": finite_differences,
+        "finite differences: 6 terms x 4 directions, f(x +- h) (+- 2h where FD and JAX "
+        "differ by more than round-off)": finite_differences,
         "JAX's gradient (dE/dW and every dE/dX, jitted)": lambda: network_grads(
             weights, x, tt, acts, loss),
-        "rounding bounds of every term and of E (oracle.magnitudes)": lambda: (
-            magnitudes.network_magnitudes(weights, fwd, tt, acts, loss),
-            magnitudes.loss_value_magnitude(weights, fwd, tt, acts, loss)),
+        "rounding bounds of every term (factored) and of E (oracle.magnitudes)": lambda: (
+            magnitudes.first_layer_v_magnitude(weights, fwd),
+            magnitudes.network_magnitudes(weights, fwd, tt, acts, loss, factored=True,
+                                          first_v_mag=first),
+            magnitudes.loss_value_magnitude(weights, fwd, tt, acts, loss, first_v_mag=first)),
         "the hand-derived terms: net.trace and net.gradients": lambda: (
             net.trace(x, t), net.gradients(x, t)),
     }

@@ -20,6 +20,10 @@ Magnitudes, per layer (B = batch, M_* the magnitude of *'s terms):
 - softmax: M_dV = Y (M_G + sum(M_G Y));
 - M_dW = |X~|^T M_dV, M_dX = M_dV |W[:-1]|^T, and M_dX is the next layer's M_G.
 
+A directional check needs only projections |a|^T M |b| of M_dW and of the input's M_dX, which
+the two factors of each product give without forming it (``Product``): at the mnist size that
+saves two products the size of the first layer's weights.
+
 ``loss_value_magnitude`` bounds the rounding of E itself (in units of eps), which finite
 differences use as their round-off floor: cross-entropy's E = 1e-7 may come from terms ~16.
 
@@ -29,6 +33,7 @@ differences use as their round-off floor: cross-entropy's E = 1e-7 may come from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,7 +43,9 @@ from reference.passes import Trace
 
 __all__ = [
     "TERM_RTOL",
+    "Product",
     "activation_magnitude",
+    "first_layer_v_magnitude",
     "forward_error",
     "loss_magnitude",
     "loss_terms_magnitude",
@@ -47,6 +54,31 @@ __all__ = [
 ]
 
 TERM_RTOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Product:
+    """A magnitude ``left @ right``, ``(r, p) @ (p, c)``, kept as its two factors."""
+
+    left: np.ndarray
+    right: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.left.shape[0], self.right.shape[1])
+
+    def dense(self) -> np.ndarray:
+        """``(r, c)``: the product itself."""
+        return self.left @ self.right
+
+    def project(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a[c]^T (left @ right) b[c]`` for ``a (K, r)``, ``b (K, c)``: ``(K,)``."""
+        return np.sum((a @ self.left) * (self.right @ b.T).T, axis=1)
+
+
+def dense(magnitude: np.ndarray | Product) -> np.ndarray:
+    """A magnitude as an array, formed if it is a ``Product``."""
+    return magnitude.dense() if isinstance(magnitude, Product) else magnitude
 
 
 def _abs_tilde(x: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
@@ -88,16 +120,23 @@ def activation_magnitude(act: Activation, v: np.ndarray, y: np.ndarray, g_mag: n
 
 def network_magnitudes(
     weights: Sequence[np.ndarray], trace: Trace, t: np.ndarray,
-    activations: Sequence[Activation], loss: Loss,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``(M_dW of every layer, M_dX of every layer's input)`` along a forward trace."""
+    activations: Sequence[Activation], loss: Loss, *, factored: bool = False,
+    first_v_mag: np.ndarray | None = None,
+) -> tuple[list[np.ndarray | Product], list[np.ndarray | Product]]:
+    """``(M_dW of every layer, M_dX of every layer's input)`` along a forward trace.
+
+    With ``factored``, every M_dW and the network input's M_dX come as a ``Product`` (the
+    others are needed as arrays on the way: each is the next layer's M_G).
+    ``first_v_mag``: ``first_layer_v_magnitude``, if the caller has it already.
+    """
     last = len(weights) - 1
     m_dws: list = [None] * len(weights)
     m_dxs: list = [None] * len(weights)
     g_mag = None
     for k in range(last, -1, -1):
         x_tilde = _abs_tilde(trace.xs[k])
-        v_mag = x_tilde @ np.abs(weights[k])
+        v_mag = first_v_mag if k == 0 and first_v_mag is not None else (
+            x_tilde @ np.abs(weights[k]))
         v, y = trace.vs[k], trace.ys[k]
         if k == last and loss.fused:
             dv_mag = loss_magnitude(loss, v, y, t, fused=True)
@@ -105,23 +144,38 @@ def network_magnitudes(
             if k == last:
                 g_mag = loss_magnitude(loss, v, y, t, fused=False)
             dv_mag = activation_magnitude(activations[k], v, y, g_mag, v_mag)
-        m_dws[k] = x_tilde.T @ dv_mag
-        g_mag = dv_mag @ np.abs(weights[k][:-1]).T
-        m_dxs[k] = g_mag
+        m_dws[k] = Product(x_tilde.T, dv_mag)
+        m_dxs[k] = Product(dv_mag, np.abs(weights[k][:-1]).T)
+        if k > 0 or not factored:
+            g_mag = m_dxs[k] = m_dxs[k].dense()
+        if not factored:
+            m_dws[k] = m_dws[k].dense()
     return m_dws, m_dxs
 
 
+def first_layer_v_magnitude(weights: Sequence[np.ndarray], trace: Trace) -> np.ndarray:
+    """``|X~_0| |W_0|`` (B, n_1): the magnitude of the first layer's V, which both
+    ``network_magnitudes`` and ``forward_error`` need (pass it to both to form it once)."""
+    return _abs_tilde(trace.xs[0]) @ np.abs(weights[0])
+
+
 def forward_error(
-    weights: Sequence[np.ndarray], trace: Trace, activations: Sequence[Activation]
+    weights: Sequence[np.ndarray], trace: Trace, activations: Sequence[Activation], *,
+    first_v_mag: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bounds, in units of eps, on the rounding error of the output layer's V and Y.
 
     V = X~ W rounds by ~eps |X~| |W| and inherits X's error through |W|; Y = act(V) rounds by
-    ~eps (|Y| + |V|) and inherits V's error through |act'|.
+    ~eps (|Y| + |V|) and inherits V's error through |act'|. The network's input carries no
+    error, so the first layer's bound is ``first_layer_v_magnitude`` (``first_v_mag``).
     """
-    err_y = err_v = None  # the network's input carries no error
-    for act, x, v, y, w in zip(activations, trace.xs, trace.vs, trace.ys, weights):
-        err_v = _abs_tilde(x, plus=err_y) @ np.abs(w)  # (|X~| + [err_y, 0]) |W|: one product
+    err_y = None  # the network's input carries no error
+    for k, (act, x, v, y, w) in enumerate(
+            zip(activations, trace.xs, trace.vs, trace.ys, weights)):
+        if k == 0 and first_v_mag is not None:
+            err_v = first_v_mag
+        else:
+            err_v = _abs_tilde(x, plus=err_y) @ np.abs(w)  # (|X~| + [err_y, 0]) |W|: one product
         with np.errstate(all="ignore"):
             slope = np.abs(act.df(v)) if act.elementwise else 1.0
         err_y = np.abs(y) + np.abs(v) + np.nan_to_num(slope) * err_v
@@ -130,10 +184,10 @@ def forward_error(
 
 def loss_value_magnitude(
     weights: Sequence[np.ndarray], trace: Trace, t: np.ndarray,
-    activations: Sequence[Activation], loss: Loss,
+    activations: Sequence[Activation], loss: Loss, *, first_v_mag: np.ndarray | None = None,
 ) -> float:
     """Bound, in units of eps, on the rounding error of E (not eps |E|) from the network."""
-    err_v, err_y = forward_error(weights, trace, activations)
+    err_v, err_y = forward_error(weights, trace, activations, first_v_mag=first_v_mag)
     return loss_terms_magnitude(loss, trace.vs[-1], trace.ys[-1], t, err_v, err_y)
 
 

@@ -96,10 +96,13 @@ def _directions(shape: tuple, count: int, rng: np.random.Generator) -> Direction
     return Directions(signs(rows), signs(cols))
 
 
-def _directional(got, ad, fd, directions: Directions, problem_scale, magnitude) -> EntryVerdicts:
-    proj = directions.project
-    scale = float(np.sqrt(np.sum((ad if ad is not None else got) ** 2)))
-    return judge(proj(got), None if ad is None else proj(ad), fd, scale=scale,
+def _directional(got, ad, ad_proj, fd, directions: Directions, problem_scale,
+                 magnitude) -> EntryVerdicts:
+    """Judge the projections of ``got`` and JAX's ``ad`` (projected: ``ad_proj``) along
+    ``directions`` against the FD estimate ``fd``; ``scale`` is the whole term's norm."""
+    ref = np.ravel(ad if ad is not None else got)
+    scale = float(np.sqrt(np.vdot(ref, ref)))
+    return judge(directions.project(got), ad_proj, fd, scale=scale,
                  problem_scale=problem_scale, magnitude=directions.abs().project(magnitude))
 
 
@@ -180,8 +183,11 @@ def check_network(
 
     # Magnitudes of the terms of every total (the rounding two right computations may differ
     # by), and of E's terms (the finite differences' round-off floor).
-    m_dws, m_dxs = magnitudes.network_magnitudes(weights, forward, t, acts, loss)
-    e_floor = magnitudes.loss_value_magnitude(weights, forward, t, acts, loss)
+    first = magnitudes.first_layer_v_magnitude(weights, forward)
+    m_dws, m_dxs = magnitudes.network_magnitudes(weights, forward, t, acts, loss,
+                                                 factored=True, first_v_mag=first)
+    e_floor = magnitudes.loss_value_magnitude(weights, forward, t, acts, loss,
+                                              first_v_mag=first)
 
     def use_fd(size: int) -> str:
         if fd == "auto":
@@ -214,9 +220,11 @@ def check_network(
             note = ""
             if mode == "directional":
                 u = _directions(shape, directions, rng)
-                est = network_fd.directional_fd(weights, forward.xs, forward.vs, t, acts, loss, k,
-                                                u, wrt=term[1], noise_floor=e_floor)
-                verdicts = _directional(got, ad, est, u, problem_scale, magnitude)
+                ad_proj = None if ad is None else u.project(ad)
+                est = network_fd.directional_fd(
+                    weights, forward.xs, forward.vs, t, acts, loss, k, u, wrt=term[1],
+                    noise_floor=e_floor, reference=ad_proj)
+                verdicts = _directional(got, ad, ad_proj, est, u, problem_scale, magnitude)
                 note = f"finite differences along {directions} random unit directions"
             else:
                 est = None
@@ -230,7 +238,7 @@ def check_network(
                 elif mode == "exhaustive":
                     est = network_fd.input_fd(weights, forward.xs, t, acts, loss, k,
                                               noise_floor=e_floor, reference=ad)
-                verdicts = verdict(got, ad, est, magnitude)
+                verdicts = verdict(got, ad, est, magnitudes.dense(magnitude))
             rows.append(Row.from_verdicts(k, term, "total", verdicts, note=note))
 
     if check_step:

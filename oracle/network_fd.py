@@ -11,7 +11,8 @@ samples (an input ``X_k[b, i]`` moves sample b alone; an inactive relu or a zero
 none) is pushed through for those samples only, one sample each, and the stencil value is
 ``E + sum_b (E_b(d) - E_b(0)) / B``: cheaper, and free of the cancellation of two totals.
 
-Adaptive stencil: when JAX's gradient is at hand, every entry first gets ``f(x +- h)`` only.
+Adaptive stencil: when JAX's gradient is at hand, every entry (or, in a directional check,
+every direction) first gets ``f(x +- h)`` only.
 An entry whose central difference agrees with JAX to within the *round-off* of the two
 evaluations (eps |terms of E| / h, a bound known before looking; truncation cannot hide below
 it) is settled: finite differences confirm JAX there. The others get ``f(x +- 2h)`` too and the
@@ -35,7 +36,7 @@ from reference.layer import dense_forward
 from reference.losses import Loss
 
 from .finite_differences import EPS, NOISE_SIGMAS, OFFSETS, FDEstimate, choose_steps, estimate
-from .magnitudes import loss_terms_magnitude
+from .magnitudes import Product, loss_terms_magnitude
 
 __all__ = [
     "Directions",
@@ -93,14 +94,16 @@ def _stencil(
     reference: np.ndarray | None,
     noise_floor: float,
     progress: Callable[[int], None] | None,
+    max_elements: int = MAX_STACK_ELEMENTS,
 ) -> FDEstimate:
-    """Drive ``evaluate`` over every entry (chunked), adaptively when ``reference`` is given."""
+    """Drive ``evaluate`` over every entry (chunked to about ``max_elements`` stacked values),
+    adaptively when ``reference`` is given."""
     n = h.size
     h = h.reshape(-1)
     values = np.full((n, len(OFFSETS)), np.nan)
     values[:, 2] = base
     def sweep(indices: np.ndarray, offsets: np.ndarray, columns: list[int]) -> None:
-        size = _chunk_size(per_item, offsets.size)
+        size = _chunk_size(per_item, offsets.size, max_elements)
         for start in range(0, indices.size, size):
             idx = indices[start : start + size]
             values[idx[:, None], columns] = evaluate(idx, offsets)
@@ -131,9 +134,11 @@ def _stencil(
     return out
 
 
-def _chunk_size(per_item: int, offsets: int = len(OFFSETS)) -> int:
+def _chunk_size(
+    per_item: int, offsets: int = len(OFFSETS), max_elements: int = MAX_STACK_ELEMENTS
+) -> int:
     """Entries per chunk: ``per_item`` values per entry and offset, ``offsets`` offsets."""
-    return max(1, MAX_STACK_ELEMENTS // max(1, per_item * offsets))
+    return max(1, max_elements // max(1, per_item * offsets))
 
 
 def weight_fd(
@@ -281,8 +286,11 @@ class Directions:
     a: np.ndarray
     b: np.ndarray
 
-    def project(self, g: np.ndarray) -> np.ndarray:
-        """``u_c . g = a[c]^T g b[c]`` for every c, ``(K,)``, for ``g`` of shape ``(r, c)``."""
+    def project(self, g: np.ndarray | Product) -> np.ndarray:
+        """``u_c . g = a[c]^T g b[c]`` for every c, ``(K,)``, for ``g`` of shape ``(r, c)``
+        (a ``magnitudes.Product`` is projected through its factors)."""
+        if isinstance(g, Product):
+            return g.project(self.a, self.b)
         return np.sum((self.a @ np.reshape(g, (self.a.shape[1], -1))) * self.b, axis=1)
 
     def abs(self) -> Directions:
@@ -306,6 +314,7 @@ def directional_fd(
     *,
     wrt: str = "W",
     noise_floor: float = 0.0,
+    reference: np.ndarray | None = None,
 ) -> FDEstimate:
     """FD estimates of directional derivatives ``dE/dW_k . u`` (or ``dE/dX_k . u``), ``(K,)``.
 
@@ -313,29 +322,37 @@ def directional_fd(
         directions: ``K`` rank-one unit directions ``a b^T`` shaped like ``W_k``
             (``wrt="W"``: ``a (K, n_k + 1)``, ``b (K, m)``) or like ``X_k`` (``wrt="X"``:
             ``a (K, B)``, ``b (K, n_k)``).
+        reference: JAX's directional derivatives ``(K,)``, for the adaptive stencil (None:
+            the full stencil along every direction).
 
     The step is ``cbrt(eps) * max(1, max|W_k|)`` along each unit direction, snapped to a power
     of two: a unit direction spreads it over all entries, so no entry moves more than h.
     V_k moves along ``X~ u = (X~ a) b^T`` (wrt W) or ``u W = a (b W)^T`` (wrt X, W without its
     bias row): rank-one changes, so no product of V's size is needed.
     """
-    base = weights[k] if wrt == "W" else xs[k]
-    h = float(choose_steps(np.array(np.max(np.abs(base), initial=0.0))))
+    base_array = weights[k] if wrt == "W" else xs[k]
+    h = float(choose_steps(np.array(np.max(np.abs(base_array), initial=0.0))))
     a, b = directions.a, directions.b
     count = a.shape[0]
     if wrt == "W":  # change of V_k per unit step along u: (X~ a) b^T, all directions at once
         left, right = a[:, :-1] @ xs[k].T + a[:, -1:], b  # (K, B), (K, m)
     else:  # (a (b W)^T), W without its bias row
         left, right = a, b @ weights[k][:-1]  # (K, B), (K, m)
-    values = np.empty((count, len(OFFSETS)))
-    values[:, 2] = _finish(vs[k][None], k, weights, activations, loss, t)[0]
-    moved_cols = [c for c, off in enumerate(OFFSETS) if off != 0]
-    # (K, 4, B, m): V_k + (offset h) (left right^T), each direction at the four moved offsets
-    scaled = (h * _MOVED)[None, :, None] * left[:, None, :]  # (K, 4, B)
-    stack = vs[k][None, None] + scaled[..., None] * right[:, None, None, :]
-    e = _finish(stack.reshape(-1, *vs[k].shape), k, weights, activations, loss, t)
-    values[:, moved_cols] = np.reshape(e, (count, len(_MOVED)))
-    return estimate(values, np.full(count, h), noise_floor=noise_floor)
+    base = float(_finish(vs[k][None], k, weights, activations, loss, t)[0])
+
+    def evaluate(idx: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        # (C, n, B, m): V_k + (offset h) (left right^T) for each direction and offset
+        scaled = (h * offsets)[None, :, None] * left[idx][:, None, :]  # (C, n, B)
+        stack = scaled[..., None] * right[idx][:, None, None, :]
+        stack += vs[k]
+        e = _finish(stack.reshape(-1, *vs[k].shape), k, weights, activations, loss, t)
+        return np.reshape(e, (idx.size, offsets.size))
+
+    # Per direction and offset the stack holds B x m_k values; the layers after k are no wider
+    # than what one direction's whole stencil needs, so a direction is never split.
+    per_item = max(v.size for v in vs[k:])
+    return _stencil(evaluate, np.full(count, h), base, per_item, reference=reference,
+                    noise_floor=noise_floor, progress=None, max_elements=count * per_item * 2)
 
 
 def loss_fd(loss: Loss, y: np.ndarray, t: np.ndarray, *, from_v: bool = False) -> FDEstimate:

@@ -128,10 +128,79 @@ def test_directional_fd_along_rank_one_directions_matches_jax(wrt):
         assert np.all(est.error < 1e-7)
 
 
+
+def test_directional_fd_settles_where_jax_agrees_and_runs_the_full_stencil_elsewhere(monkeypatch):
+    # The adaptive stencil: f(x +- h) along every direction first; a direction whose central
+    # difference agrees with JAX's projection to within round-off is settled, the others get
+    # f(x +- 2h) too and the full analysis (the same result as without a reference).
+    import oracle.network_fd as network_fd
+    from oracle.autodiff import network_grads
+    from oracle.network_check import _directions
+
+    sizes = [5, 4, 3]
+    net = Network(sizes, ["tanh", "softmax"], "cross_entropy", seed=2)
+    x, labels = data(sizes, "cross_entropy", batch=4)
+    t = net._targets(labels, 4)
+    trace = net.trace(x, t)
+    dws, _ = network_grads(net.weights, x, t, net.activations, net.loss_function)
+    u = _directions(dws[0].shape, 4, np.random.default_rng(0))
+    exact = u.project(dws[0])
+    args = (net.weights, trace.xs, trace.vs, t, net.activations, net.loss_function, 0, u)
+    full = network_fd.directional_fd(*args)
+
+    evaluated = []  # stacked pre-activations per call of the rest of the network
+    finish = network_fd._finish
+    monkeypatch.setattr(network_fd, "_finish", lambda v, *rest: (
+        evaluated.append(v.shape[0]), finish(v, *rest))[1])
+    wrong = exact.copy()
+    wrong[1] += 1e-3 * np.max(np.abs(exact))  # JAX "disagrees" along direction 1 only
+    est = network_fd.directional_fd(*args, reference=wrong)
+
+    assert evaluated == [1, 4 * 2, 1 * 2]  # the centre, +-h along all 4, +-2h along 1
+    settled = [0, 2, 3]
+    np.testing.assert_array_equal(est.value[settled], est.central[settled])
+    assert not np.any(est.kink)
+    assert np.all(np.abs(est.value - exact) <= est.error)
+    # (the error differs in its last bits: its round-off part pools the median over the
+    # entries analysed together, which here is direction 1 alone)
+    for name in ("value", "kink", "lo", "hi", "central"):
+        np.testing.assert_array_equal(getattr(est, name)[1], getattr(full, name)[1])
+
 def test_a_per_sample_image_input_is_flattened_and_passes():
     net = Network([4, 3, 2], ["elu", "identity"], "mse", seed=5)
     x = np.random.default_rng(5).normal(size=(3, 2, 2))
     assert_all_pass(check_network(net, x, np.zeros((3, 2))))
+
+
+def test_factored_magnitudes_are_the_same_products_and_project_through_their_factors():
+    from oracle import magnitudes
+    from oracle.network_check import _directions
+
+    sizes = [6, 5, 4, 3]
+    net = Network(sizes, ["relu", "tanh", "softmax"], "cross_entropy", seed=4)
+    x, labels = data(sizes, "cross_entropy", batch=7)
+    t = net._targets(labels, 7)
+    w, acts, loss = net.weights, net.activations, net.loss_function
+    fwd = forward_pass(w, x, acts)
+    m_dws, m_dxs = magnitudes.network_magnitudes(w, fwd, t, acts, loss)
+    first = magnitudes.first_layer_v_magnitude(w, fwd)
+    f_dws, f_dxs = magnitudes.network_magnitudes(w, fwd, t, acts, loss, factored=True,
+                                                 first_v_mag=first)
+    # Every M_dW and the input's M_dX come factored; the same product when formed.
+    assert all(isinstance(m, magnitudes.Product) for m in [*f_dws, f_dxs[0]])
+    for got, want in zip([*f_dws, *f_dxs], [*m_dws, *m_dxs]):
+        np.testing.assert_array_equal(magnitudes.dense(got), want)
+    # The shared first-layer product changes nothing in E's rounding bound either.
+    assert magnitudes.loss_value_magnitude(w, fwd, t, acts, loss, first_v_mag=first) == \
+        magnitudes.loss_value_magnitude(w, fwd, t, acts, loss)
+    # Projections through the factors: sums of non-negative terms (magnitudes and |u|), so the
+    # two orders agree to (number of terms) eps relative.
+    for m in (f_dws[0], f_dxs[0]):
+        u = _directions(m.shape, 3, np.random.default_rng(0)).abs()
+        got, want = u.project(m), u.project(m.dense())
+        terms = m.left.shape[0] + m.left.shape[1] + m.right.shape[1]
+        assert np.all(want > 0)
+        assert np.all(np.abs(got - want) <= terms * EPS * want)
 
 
 # --- a wrong activation derivative, located ---------------------------------------------------
