@@ -94,10 +94,10 @@ def _stencil(
     reference: np.ndarray | None,
     noise_floor: float,
     progress: Callable[[int], None] | None,
-    max_elements: int = MAX_STACK_ELEMENTS,
+    max_elements: int | None = None,
 ) -> FDEstimate:
-    """Drive ``evaluate`` over every entry (chunked to about ``max_elements`` stacked values),
-    adaptively when ``reference`` is given."""
+    """Drive ``evaluate`` over every entry (chunked to about ``max_elements`` stacked values,
+    default ``MAX_STACK_ELEMENTS``), adaptively when ``reference`` is given."""
     n = h.size
     h = h.reshape(-1)
     values = np.full((n, len(OFFSETS)), np.nan)
@@ -135,10 +135,12 @@ def _stencil(
 
 
 def _chunk_size(
-    per_item: int, offsets: int = len(OFFSETS), max_elements: int = MAX_STACK_ELEMENTS
+    per_item: int, offsets: int = len(OFFSETS), max_elements: int | None = None
 ) -> int:
-    """Entries per chunk: ``per_item`` values per entry and offset, ``offsets`` offsets."""
-    return max(1, max_elements // max(1, per_item * offsets))
+    """Entries per chunk: ``per_item`` values per entry and offset, ``offsets`` offsets, at
+    most ``max_elements`` values in all (default ``MAX_STACK_ELEMENTS``)."""
+    limit = MAX_STACK_ELEMENTS if max_elements is None else max_elements
+    return max(1, limit // max(1, per_item * offsets))
 
 
 def weight_fd(
