@@ -78,10 +78,19 @@ def _finish(
     loss: Loss,
     t: np.ndarray,
 ) -> np.ndarray:
-    """Loss of stacked pre-activations ``v (C, B, m_k)`` of layer k through the rest: ``(C,)``."""
+    """Loss of stacked pre-activations ``v (C, B, m_k)`` of layer k through the rest: ``(C,)``.
+
+    Every layer acts on each row (sample) alone, so the layers after k run on the stack's rows
+    as one ``(C B, m)`` matrix: one product per layer, where numpy would loop over C for a
+    stacked one (30x slower per row when B = 1, as in the per-sample paths).
+    """
     y = activations[k](v)
-    for j in range(k + 1, len(weights)):
-        v, y = dense_forward(y, weights[j], activations[j])
+    if k + 1 < len(weights):
+        lead = v.shape[:-1]
+        y = y.reshape(-1, y.shape[-1])
+        for j in range(k + 1, len(weights)):
+            v, y = dense_forward(y, weights[j], activations[j])
+        v, y = v.reshape(*lead, -1), y.reshape(*lead, -1)
     return loss.value_from_v(v, t) if loss.fused else loss.value(y, t)
 
 
@@ -195,8 +204,10 @@ def weight_fd(
                     dy[rows[0], :, rows[1]][..., None] * weights[k + 1][j[rows[0]]][:, None, :])
                 return _per_sample(nxt, rows, k + 1, weights, activations, loss, t, per_sample,
                                    base, idx.size)
-            nxt = dy[..., None] * weights[k + 1][j][:, None, None, :]  # (C, n, B, m_{k+1})
-            nxt += vs[k + 1]  # V_{k+1} + dY_j (x) W_{k+1}[j], in place
+            # (C, n, B, m_{k+1}): the products dY_j W_{k+1}[j] (einsum: the broadcast product's
+            # values, without its inner loops of length m_{k+1}), then V_{k+1} added in place
+            nxt = np.einsum("cob,cq->cobq", dy, weights[k + 1][j])
+            nxt += vs[k + 1]
             e = _finish(nxt.reshape(c, batch, -1), k + 1, weights, activations, loss, t)
         else:
             stack = np.broadcast_to(vs[k], (idx.size, offsets.size, batch, m)).copy()
