@@ -4,7 +4,9 @@ A perturbation of ``W_k[i, j]`` by ``d`` changes only column j of that layer's p
 ``V_k[:, j] += d * X~_k[:, i]``. So instead of 2P separate forward passes, all perturbations of a
 layer are pushed through the rest of the network together as one stacked computation (chunked
 to bound memory). When layer k's activation is elementwise, only column j of ``Y_k`` changes
-too, and the next pre-activation is a rank-1 update ``V_{k+1} + dY_j (x) W_{k+1}[j]``.
+too, and the next pre-activation is a rank-1 update ``V_{k+1} + dY_j (x) W_{k+1}[j]``. In the
+output layer under mse or binary cross-entropy (a sum of one term per output unit), only
+column j's terms of E move, and only they are evaluated.
 
 The built-in losses are a mean of per-sample losses, so a perturbation that moves only some
 samples (an input ``X_k[b, i]`` moves sample b alone; an inactive relu or a zero input moves
@@ -59,6 +61,9 @@ move (gathering them costs more than it saves above that)."""
 SETTLE = 8.0
 """An entry is settled when its central difference is within 8 times the round-off bound of
 ``(f(x+h) - f(x-h)) / 2h`` of JAX's value (plus 1e-10 of it)."""
+
+_SUM_OVER_UNITS = ("mse", "binary_cross_entropy")
+"""Built-in losses that are a sum of one term per output unit (and sample), divided by B."""
 
 _K = np.array(OFFSETS, dtype=np.float64)
 _INNER = np.array([-1.0, 1.0])
@@ -179,10 +184,18 @@ def weight_fd(
     x_tilde = np.concatenate([xs[k], np.ones((xs[k].shape[0], 1))], axis=1)  # (B, n+1)
     h = choose_steps(w)  # (n+1, m)
     batch = xs[k].shape[0]
-    rank_one = activations[k].elementwise and k < len(weights) - 1
+    last = len(weights) - 1
+    rank_one = activations[k].elementwise and k < last
+    # The output layer, elementwise, under a loss that is a sum over output units: W_k[i, j]
+    # moves only column j's terms of E, so only they are evaluated.
+    by_column = (k == last and activations[k].elementwise and loss.builtin
+                 and loss.name in _SUM_OVER_UNITS)
     # The centre: the same computation with a zero perturbation, done once.
     start_layer, start_v = (k + 1, vs[k + 1]) if rank_one else (k, vs[k])
     base = float(_finish(start_v[None], start_layer, weights, activations, loss, t)[0])
+    if by_column:
+        t_cols = t.T[:, None, :, None]  # (m, 1, B, 1): column j's targets
+        column_terms = _column_loss(vs[k].T[:, None, :], k, activations, loss, t_cols)[:, 0]
     separable = loss.builtin  # a mean of per-sample losses
     per_sample = (
         _finish(vs[k + 1][:, None, :], k + 1, weights, activations, loss, t[:, None, :])
@@ -195,6 +208,9 @@ def weight_fd(
         # column j of V_k, perturbed: (C, n, B)
         col = vs[k][:, j].T[:, None, :] + deltas[:, :, None] * x_tilde[:, i].T[:, None, :]
         c = idx.size * offsets.size
+        if by_column:  # E + (column j's terms moved - as they were)
+            moved = _column_loss(col, k, activations, loss, t_cols[j])
+            return base + (moved - column_terms[j][:, None])
         if rank_one:
             dy = activations[k](col) - ys[k][:, j].T[:, None, :]  # (C, n, B)
             moved = np.any(dy != 0, axis=1)  # (C, B): samples whose unit j changes at all
@@ -216,9 +232,20 @@ def weight_fd(
         return np.reshape(e, (idx.size, offsets.size))
 
     # The widest stacked array per entry and offset: from layer k+1 on for a rank-1 update.
-    widest = max(v.shape[1] for v in vs[k + 1 if rank_one else k:])
+    widest = 1 if by_column else max(v.shape[1] for v in vs[k + 1 if rank_one else k:])
     return _stencil(evaluate, h, base, batch * widest, reference=reference,
                     noise_floor=noise_floor, progress=progress).reshape(w.shape)
+
+
+def _column_loss(col: np.ndarray, k: int, activations: Sequence[Activation], loss: Loss,
+                 t_col: np.ndarray) -> np.ndarray:
+    """The terms of E from one output unit: ``col (C, n, B)`` its pre-activations (C entries,
+    n offsets), ``t_col (C, 1, B, 1)`` its targets; returns ``(C, n)``. For losses in
+    ``_SUM_OVER_UNITS``, evaluated as a batch of B samples with one output each."""
+    v = col[..., None]  # (C, n, B, 1)
+    if loss.fused:
+        return loss.value_from_v(v, t_col)
+    return loss.value(activations[k](v), t_col)
 
 
 def _per_sample(rows, where, k, weights, activations, loss, t, per_sample, base, count):

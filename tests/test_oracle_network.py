@@ -129,6 +129,37 @@ def test_directional_fd_along_rank_one_directions_matches_jax(wrt):
 
 
 
+@pytest.mark.parametrize(("loss", "out"), [("mse", "tanh"), ("binary_cross_entropy", "sigmoid")])
+def test_output_layer_fd_under_a_loss_summed_over_units_evaluates_one_column(
+        monkeypatch, loss, out):
+    # W_L[i, j] moves only output unit j's terms of E: for mse and binary cross-entropy only
+    # they are evaluated. The same loss as a custom Loss (no such promise) is evaluated whole;
+    # both estimates must agree with each other and with JAX to within their error bounds.
+    import oracle.network_fd as network_fd
+    from oracle.autodiff import network_grads
+
+    sizes = [4, 5, 3]
+    net = Network(sizes, ["relu", out], loss, seed=6)
+    x, t = data(sizes, loss, batch=6, seed=6)
+    builtin = net.loss_function
+    custom = Loss("custom", builtin.value, builtin.grad, builtin.output_activation,
+                  builtin.value_from_v, builtin.grad_v)
+    trace = net.trace(x, t)
+    exact = network_grads(net.weights, x, t, net.activations, builtin)[0][1]
+    stacks = []
+    finish = network_fd._finish
+    monkeypatch.setattr(network_fd, "_finish", lambda v, *rest: (
+        stacks.append(v.shape[0]), finish(v, *rest))[1])
+    args = (net.weights, trace.xs, trace.vs, trace.ys, t, net.activations)
+    by_column = network_fd.weight_fd(*args, builtin, 1)
+    assert stacks == [1]  # only the centre went through the whole output layer
+    whole = network_fd.weight_fd(*args, custom, 1)
+    assert len(stacks) > 2
+    assert np.all(np.abs(by_column.value - exact) <= by_column.error)
+    assert np.all(np.abs(whole.value - exact) <= whole.error)
+    assert np.all(np.abs(by_column.value - whole.value) <= by_column.error + whole.error)
+
+
 def test_directional_fd_settles_where_jax_agrees_and_runs_the_full_stencil_elsewhere(monkeypatch):
     # The adaptive stencil: f(x +- h) along every direction first; a direction whose central
     # difference agrees with JAX's projection to within round-off is settled, the others get
