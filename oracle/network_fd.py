@@ -95,7 +95,7 @@ def _finish(
         y = y.reshape(-1, y.shape[-1])
         for j in range(k + 1, len(weights)):
             v, y = dense_forward(y, weights[j], activations[j])
-        v, y = v.reshape(*lead, -1), y.reshape(*lead, -1)
+        v, y = v.reshape(*lead, v.shape[-1]), y.reshape(*lead, y.shape[-1])  # C may be 0
     return loss.value_from_v(v, t) if loss.fused else loss.value(y, t)
 
 

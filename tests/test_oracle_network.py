@@ -654,3 +654,16 @@ def test_bad_class_labels_are_refused():
 def test_an_unknown_fd_mode_is_refused():
     with pytest.raises(ValueError, match="fd must be"):
         check_network(Network([3, 4, 2], ["tanh", "identity"]), *data([3, 4, 2]), fd="central")
+
+
+def test_a_dead_relu_layer_moves_no_sample_and_its_zero_gradient_passes():
+    # Every unit of the first layer is off (V = -5) for every sample and stays off within the
+    # steps: no perturbation of W_0 moves any sample, so the per-sample path pushes an empty
+    # stack through the two layers after it.
+    net = Network([2, 2, 2, 1], ["relu", "tanh", "identity"], seed=0)
+    net.weights = [np.array([[1.0, -1.0], [0.5, 0.5], [-5.0, -5.0]]), *net.weights[1:]]
+    x, t = data([2, 2, 2, 1], batch=3)
+    report = check_network(net, x, t, fd="exhaustive")
+    assert_all_pass(report)
+    _, dws, _ = net.gradients(x, t)
+    assert not np.any(dws[0])
