@@ -146,6 +146,8 @@ class Network:
         # goes to the full check, which raises with the details.
         moderate = True
         sizes = self.layer_sizes
+        if len(self._weights) != self.n_layers:  # an array appended or removed in place
+            check_weights(self._weights, sizes)  # raises with the counts
         for k, w in enumerate(self._weights):
             expected = (sizes[k] + 1, sizes[k + 1])
             if not isinstance(w, np.ndarray) or w.shape != expected or w.dtype != np.float64:
@@ -181,6 +183,15 @@ class Network:
         ):
             return t
         return check_targets(t, loss, batch, n_out)
+
+    def _values_targets(self, x: np.ndarray, t: object) -> np.ndarray:
+        """``_targets`` for a call that checks X's entries later (through V): when T is
+        refused, X is checked first, so that a bad X is still the error reported."""
+        try:
+            return self._targets(t, x.shape[0])
+        except (TypeError, ValueError):
+            check_inputs(x, self.layer_sizes[0])
+            raise
 
     def _workspace(self, batch: int) -> Workspace:
         cache = self.__dict__.get("_work")
@@ -222,7 +233,7 @@ class Network:
     ) -> tuple[float, list[np.ndarray], np.ndarray]:
         """Return ``(E, dW, dX)``: the loss, ``dE/dW`` shaped like ``weights``, ``dE/dX`` like X."""
         x = self._inputs(X, values=False)  # X's and the weights' entries: see _buffered_passes
-        t = self._targets(T, x.shape[0])
+        t = self._values_targets(x, T)
         self._check_weights(values=False)
         weights = self._weights
         # The passes of ``_trace``, with V and the inner dE/dX in reused buffers. What is
@@ -248,7 +259,7 @@ class Network:
         if not (type(lr) is float and 0.0 < lr < math.inf):  # else the check returns lr as is
             lr = check_learning_rate(lr)
         x = self._inputs(X, values=False)  # X's and the weights' entries: see _buffered_passes
-        return self._step(x, self._targets(T, x.shape[0]), lr)
+        return self._step(x, self._values_targets(x, T), lr)
 
     def _step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
         # A diverging step overflows on its way to the non-finite loss or update it is refused
@@ -256,6 +267,12 @@ class Network:
         with np.errstate(over="ignore", invalid="ignore"):
             # dE/dX of the input is not needed for an update, so it is not computed.
             plain = self._check_weights(values=False)  # float64 arrays of the right shapes
+            for k, w in enumerate(self._weights):
+                if not (isinstance(w, np.ndarray) and w.flags.writeable):
+                    raise ValueError(
+                        f"weights[{k}] is read-only, but a step updates the weights in place; "
+                        "assign net.weights = [...] to give the network copies of its own"
+                    )
             weights, work = self._weights, self._workspace(x.shape[0])
             loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True)
             if plain and _update_is_moderate(xs, dvs, lr):
@@ -299,19 +316,27 @@ class Network:
         before anything else, through V: a NaN or Inf in X or in a layer's W makes that layer's
         V non-finite (NaN times anything and 0 times Inf are NaN; the bias row is added to
         every row of V), so when every V is finite they are too, and no pass over the weights
-        is needed. Otherwise the full checks run and raise naming the array; when they pass
-        (the forward overflowed), ``gradients`` runs the forward again to give numpy's warnings.
+        is needed. Otherwise the full checks run and raise naming the array. The forward's
+        floating-point warnings are held back meanwhile (a NaN weight must be reported as such,
+        not as numpy's "invalid value"): if it had any and the inputs are fine, it runs again
+        under the caller's own settings, so that they are seen as without the check. If an
+        activation raises, the inputs are checked first too.
 
         With ``step``, a non-finite loss raises ``DivergenceError`` before the backward pass.
         """
         acts, loss_fn = self.activations, self.loss_function
-        with np.errstate(over="ignore", invalid="ignore"):
-            fwd = forward_pass(weights, x, acts, out=work.vs)
-        if not all(_moderate(v) for v in fwd.vs):
-            check_inputs(x, self.layer_sizes[0])  # raises if an entry of X is NaN or Inf
-            check_weights(self._weights, self.layer_sizes)  # ... or of a weight
-            if not step:  # a plain overflow: warn as numpy does (the step reports divergence)
+        held: list[str] = []  # the kinds of floating-point error the forward met, if any
+        try:
+            with np.errstate(over="call", invalid="call", divide="call",
+                             call=lambda kind, _flag: held.append(kind)):
                 fwd = forward_pass(weights, x, acts, out=work.vs)
+        except Exception:
+            self._check_values(x)
+            raise
+        if not all(_moderate(v) for v in fwd.vs):
+            self._check_values(x)
+        if held:  # a real overflow (or the like): numpy's warnings, as the caller set them
+            fwd = forward_pass(weights, x, acts, out=work.vs)
         loss = float(output_loss(fwd.vs[-1], fwd.ys[-1], t, loss_fn))
         if step and not math.isfinite(loss):
             raise DivergenceError(f"the loss is {loss}; weights left unchanged")
@@ -320,6 +345,11 @@ class Network:
             need_input_grad=dx0 is not None, dx_out=[dx0, *work.dxs[1:]],
         )
         return loss, fwd.xs, dvs
+
+    def _check_values(self, x: np.ndarray) -> None:
+        """The full checks of X's and every weight's entries: raise naming the first bad one."""
+        check_inputs(x, self.layer_sizes[0])
+        check_weights(self._weights, self.layer_sizes)
 
     # --- training and files -------------------------------------------------------------
 

@@ -333,6 +333,41 @@ def test_a_step_near_overflow_still_moves_every_weight_by_minus_lr_times_its_gra
         np.testing.assert_array_equal(w, b - 0.25 * dw)  # the same two roundings
 
 
+def test_gradients_warn_of_an_output_activation_going_nan_as_trace_does():
+    # The forward's warnings are held back while X and the weights are checked through V; a
+    # NaN made by the output activation from a finite V must still be warned about.
+    from reference import Activation
+
+    log = Activation("log", np.log, lambda v: 1.0 / v)
+    net = Network([1, 1], [log])
+    net.weights = [np.array([[1.0], [0.0]])]
+    x, t = np.array([[-1.0]]), np.array([[0.0]])
+    for call in (net.trace, net.gradients):
+        with pytest.warns(RuntimeWarning, match="invalid value"):
+            call(x, t)
+
+
+def test_the_callers_floating_point_settings_apply_to_gradients_forward():
+    net = Network([1, 1], ["identity"])
+    net.weights = [np.array([[1e200], [0.0]])]
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        net.gradients(np.array([[1e200]]), np.array([[0.0]]))
+
+
+@pytest.mark.parametrize("call", ["gradients", "step"])
+def test_a_nan_input_is_named_even_when_an_activation_raises_on_it_first(call, unchanged):
+    import math
+
+    from reference import Activation
+
+    floor = Activation("floor", np.vectorize(lambda v: float(math.floor(v))), np.zeros_like)
+    net = Network([2, 1], [floor])
+    x, t = np.array([[np.nan, 1.0]]), np.array([[0.0]])
+    run = net.gradients if call == "gradients" else (lambda a, b: net.step(a, b, 0.1))
+    with unchanged(net), pytest.raises(ValueError, match="X must be finite"):
+        run(x, t)
+
+
 def test_gradients_of_an_overflowing_forward_warn_as_numpy_does():
     # The entries of X and W are checked through V after the forward; when they are finite and
     # V overflowed anyway, gradients() runs the forward again so that numpy's warning is seen.

@@ -203,6 +203,36 @@ def test_a_non_finite_weight_set_in_place_is_refused_by_every_entry_point(
         CALLS[call](mse_net, good_x(), np.zeros((B, 2)))
 
 
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("edit", ["append", "pop"])
+def test_a_weight_array_appended_or_removed_in_place_is_refused_by_every_entry_point(
+    mse_net, unchanged, call, edit
+):
+    if edit == "append":
+        mse_net.weights.append(np.zeros((3, 2)))
+    else:
+        mse_net.weights.pop()
+    match = f"expected 2 weight arrays, got {3 if edit == 'append' else 1}"
+    with unchanged(mse_net), pytest.raises(ValueError, match=match):
+        CALLS[call](mse_net, good_x(), np.zeros((B, 2)))
+
+
+def test_a_read_only_weight_swapped_in_is_refused_by_step_before_any_update(mse_net, unchanged):
+    frozen = mse_net.weights[1].copy()
+    frozen.setflags(write=False)
+    mse_net.weights[1] = frozen
+    with unchanged(mse_net), pytest.raises(ValueError, match=r"weights\[1\] is read-only"):
+        mse_net.step(good_x(), np.zeros((B, 2)), 0.1)
+    mse_net.gradients(good_x(), np.zeros((B, 2)))  # reading it is fine
+
+
+@pytest.mark.parametrize("call", CALLS_WITH_T)
+def test_when_x_and_t_are_both_bad_x_is_named(mse_net, unchanged, call):
+    x, t = with_entry(good_x(), (0, 0), np.nan), with_entry(np.zeros((B, 2)), (0, 0), np.nan)
+    with unchanged(mse_net), pytest.raises(ValueError, match="X must be finite"):
+        CALLS_WITH_T[call](mse_net, x, t)
+
+
 def test_a_weight_array_of_the_wrong_shape_swapped_in_place_is_refused(mse_net):
     mse_net.weights[0] = np.zeros((4, 3))
     with pytest.raises(ValueError, match=r"weights\[0\] must have shape \(5, 3\) \(n_in \+ 1 "
