@@ -316,7 +316,9 @@ class Network:
         before anything else, through V: a NaN or Inf in X or in a layer's W makes that layer's
         V non-finite (NaN times anything and 0 times Inf are NaN; the bias row is added to
         every row of V), so when every V is finite they are too, and no pass over the weights
-        is needed. Otherwise the full checks run and raise naming the array. The forward's
+        is needed. (This needs a BLAS that forms every product, zeros included, as OpenBLAS
+        and MKL do; tests/test_validation.py checks it for an Inf weight meeting zero inputs.)
+        Otherwise the full checks run and raise naming the array. The forward's
         floating-point warnings are held back meanwhile (a NaN weight must be reported as such,
         not as numpy's "invalid value"): if it had any and the inputs are fine, it runs again
         under the caller's own settings, so that they are seen as without the check. If an

@@ -217,6 +217,17 @@ def test_a_weight_array_appended_or_removed_in_place_is_refused_by_every_entry_p
         CALLS[call](mse_net, good_x(), np.zeros((B, 2)))
 
 
+@pytest.mark.parametrize("call", ["gradients", "step"])
+def test_an_inf_weight_that_meets_only_zero_inputs_is_still_refused(mse_net, unchanged, call):
+    # step and gradients find NaN/Inf through V: here 0 * Inf = NaN must reach V (a BLAS that
+    # skipped zero factors would let this weight through; numpy's OpenBLAS does not skip).
+    x = good_x()
+    x[:, 2] = 0.0
+    mse_net.weights[0][2, 1] = np.inf
+    with unchanged(mse_net), pytest.raises(ValueError, match=r"weights\[0\] must be finite"):
+        CALLS[call](mse_net, x, np.zeros((B, 2)))
+
+
 def test_a_read_only_weight_swapped_in_is_refused_by_step_before_any_update(mse_net, unchanged):
     frozen = mse_net.weights[1].copy()
     frozen.setflags(write=False)
