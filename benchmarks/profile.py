@@ -135,9 +135,10 @@ def _bare_tiny_step(weights: list[np.ndarray], x: np.ndarray, t: np.ndarray, lr:
 
 
 def _bare_mnist_step(weights: list[np.ndarray], x: np.ndarray, t: np.ndarray, lr: float, *,
-                     update: bool = True):
+                     update: bool = True, backward: bool = True):
     """The mnist config's step (relu, relu, softmax + cross-entropy) written out by hand for
-    this one network: no checks, buffers made once, the update as two in-place passes."""
+    this one network: no checks, buffers made once, the update as two in-place passes.
+    ``update=False``: without the update; ``backward=False``: the forward and E only."""
     batch = x.shape[0]
     vs = [np.empty((batch, w.shape[1])) for w in weights]
     dws = [np.empty_like(w) for w in weights]
@@ -153,6 +154,8 @@ def _bare_mnist_step(weights: list[np.ndarray], x: np.ndarray, t: np.ndarray, lr
         e = np.exp(v - top)
         total = e.sum(axis=1, keepdims=True)
         loss = float(np.sum(np.log(total) + top) - np.vdot(t, v)) / batch
+        if not backward:
+            return loss
         dv = (e / total - t) / batch
         for k in range(len(weights) - 1, -1, -1):
             w, dw = weights[k], dws[k]
@@ -186,6 +189,8 @@ def _floor(ctx: Context, name: str) -> list[list[str]]:
             [w.copy() for w in net.weights], x, t, lr)
         fns["the same without the eq 10 update"] = _bare_mnist_step(
             [w.copy() for w in net.weights], x, t, lr, update=False)
+        fns["its forward alone (and E)"] = _bare_mnist_step(
+            [w.copy() for w in net.weights], x, t, lr, backward=False)
     if ctx.peers.get("jax") is not None:
         fns["jax jit SGD step"] = JaxContender(problem, net.weights, x, t, lr).step
     times = ctx.time(fns)
