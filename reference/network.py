@@ -50,12 +50,16 @@ from .validation import (
 )
 from .workspace import Workspace, WorkspaceCache
 
-__all__ = ["Network"]
+__all__ = ["CHECK_THROUGH_V_ABOVE", "Network"]
 
 # Squares of entries below this are "moderate": |w| < 1e150, far from overflow. The cheap checks
 # below test the sum of squares of an array against it (a NaN or Inf anywhere makes it fail);
 # an array that fails is handed to the full check, so only the cost differs, never the verdict.
 _MODERATE_SQ = 1e300
+CHECK_THROUGH_V_ABOVE = 16_384
+"""``step`` and ``gradients`` of a network with more weight entries than this check X's and the
+weights' entries through V, after the forward (see ``Network._buffered_passes``); below it,
+by sums of squares before it, which costs less than holding back the forward's warnings."""
 # Targets of these built-in losses must be probabilities (rows summing to 1 for cross_entropy).
 _PROBABILITY_TARGETS = ("cross_entropy", "binary_cross_entropy")
 
@@ -134,13 +138,14 @@ class Network:
         self._check_weights()
         return self._weights
 
-    def _check_weights(self, *, values: bool = True) -> bool:
+    def _check_weights(self, *, values: bool = True, writable: bool = False) -> bool:
         """Guard for weights edited in place by the user; raises as ``check_weights`` does.
 
         Returns True when every weight is a float64 array of its shape with (if ``values``)
         entries below 1e150 in magnitude. With ``values=False`` only the arrays' types and
         shapes are checked here: ``step`` and ``gradients`` check the entries afterwards, from
-        the forward pass's V (see ``_buffered_passes``).
+        the forward pass's V (see ``_buffered_passes``). With ``writable`` (the step, which
+        updates them in place), a read-only weight is refused too.
         """
         # Cheap: shapes, and finiteness via one sum of squares per array; anything unusual
         # goes to the full check, which raises with the details.
@@ -156,6 +161,11 @@ class Network:
             elif values and not _moderate(w):
                 check_weights(self._weights, sizes)  # raises if an entry is NaN or Inf
                 moderate = False
+            if writable and not (isinstance(w, np.ndarray) and w.flags.writeable):
+                raise ValueError(
+                    f"weights[{k}] is read-only, but a step updates the weights in place; "
+                    "assign net.weights = [...] to give the network copies of its own"
+                )
         return moderate
 
     def _inputs(self, x: object, *, values: bool = True) -> np.ndarray:
@@ -232,9 +242,10 @@ class Network:
         self, X: np.ndarray, T: np.ndarray
     ) -> tuple[float, list[np.ndarray], np.ndarray]:
         """Return ``(E, dW, dX)``: the loss, ``dE/dW`` shaped like ``weights``, ``dE/dX`` like X."""
-        x = self._inputs(X, values=False)  # X's and the weights' entries: see _buffered_passes
+        through_v = self._checks_through_v()  # X's and the weights' entries: now, or through V
+        x = self._inputs(X, values=not through_v)
         t = self._values_targets(x, T)
-        self._check_weights(values=False)
+        self._check_weights(values=not through_v)
         weights = self._weights
         # The passes of ``_trace``, with V and the inner dE/dX in reused buffers. What is
         # returned (dE/dW of every layer, dE/dX of the input) is fresh, and allocated first:
@@ -244,7 +255,7 @@ class Network:
         dws = [np.empty_like(w) for w in weights]
         dx = np.empty(x.shape)
         work = self._workspace(x.shape[0])
-        loss, xs, dvs = self._buffered_passes(x, t, weights, work, dx0=dx)
+        loss, xs, dvs = self._buffered_passes(x, t, weights, work, dx0=dx, through_v=through_v)
         for x_k, dv, dw in zip(xs, dvs, dws):
             weight_grad(x_k, dv, out=dw)  # eq 8: dE/dW = X~^T dE/dV
         return loss, dws, dx.reshape(np.shape(X))  # dx: eq 11 for the input
@@ -258,7 +269,7 @@ class Network:
         """
         if not (type(lr) is float and 0.0 < lr < math.inf):  # else the check returns lr as is
             lr = check_learning_rate(lr)
-        x = self._inputs(X, values=False)  # X's and the weights' entries: see _buffered_passes
+        x = self._inputs(X, values=not self._checks_through_v())  # see _buffered_passes
         return self._step(x, self._values_targets(x, T), lr)
 
     def _step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
@@ -266,15 +277,12 @@ class Network:
         # for: that is reported as a DivergenceError, not as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"):
             # dE/dX of the input is not needed for an update, so it is not computed.
-            plain = self._check_weights(values=False)  # float64 arrays of the right shapes
-            for k, w in enumerate(self._weights):
-                if not (isinstance(w, np.ndarray) and w.flags.writeable):
-                    raise ValueError(
-                        f"weights[{k}] is read-only, but a step updates the weights in place; "
-                        "assign net.weights = [...] to give the network copies of its own"
-                    )
+            # float64 arrays of the right shapes, writable (and finite, unless checked through V)
+            through_v = self._checks_through_v()
+            plain = self._check_weights(values=not through_v, writable=True)
             weights, work = self._weights, self._workspace(x.shape[0])
-            loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True)
+            loss, xs, dvs = self._buffered_passes(x, t, weights, work, step=True,
+                                                  through_v=through_v)
             if plain and _update_is_moderate(xs, dvs, lr):
                 # Every updated weight is certainly finite, so each layer is updated as soon as
                 # its dE/dW is known, in place, through one reused buffer.
@@ -307,37 +315,31 @@ class Network:
         *,
         dx0: np.ndarray | None = None,
         step: bool = False,
+        through_v: bool = False,
     ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Forward, loss and the backward chain (without dE/dW) of ``x (B, n0)``, writing V and
         the inner layers' dE/dX into ``work`` (see workspace.py); returns ``(E, xs, dvs)`` as
         in ``Trace``. dE/dX of the input goes into ``dx0 (B, n0)``, if given, else nowhere.
 
-        The entries of ``x`` and of the weights are checked here, after the forward pass and
-        before anything else, through V: a NaN or Inf in X or in a layer's W makes that layer's
-        V non-finite (NaN times anything and 0 times Inf are NaN; the bias row is added to
-        every row of V), so when every V is finite they are too, and no pass over the weights
-        is needed. (This needs a BLAS that forms every product, zeros included, as OpenBLAS
-        and MKL do; tests/test_validation.py checks it for an Inf weight meeting zero inputs.)
-        Otherwise the full checks run and raise naming the array. The forward's
-        floating-point warnings are held back meanwhile (a NaN weight must be reported as such,
-        not as numpy's "invalid value"): if it had any and the inputs are fine, it runs again
-        under the caller's own settings, so that they are seen as without the check. If an
-        activation raises, the inputs are checked first too.
+        With ``through_v`` (large networks: ``CHECK_THROUGH_V_ABOVE``), the entries of ``x``
+        and of the weights are checked here, after the forward pass and before anything else,
+        through V (otherwise the caller checked them before). A NaN or Inf in X or in a
+        layer's W makes that layer's V non-finite (NaN times anything and 0 times Inf are NaN;
+        the bias row is added to every row of V), so when every V is finite they are too, and
+        no pass over the weights is needed. This needs a BLAS that forms every product, zeros
+        included, as OpenBLAS and MKL do (tests/test_validation.py checks it for an Inf weight
+        meeting zero inputs). Otherwise the full checks run and raise naming the array. The
+        forward's floating-point warnings are held back meanwhile (a NaN weight must be
+        reported as such, not as numpy's "invalid value"): if it had any and the inputs are
+        fine, it runs again under the caller's own settings, so that they are seen as without
+        the check. If an activation raises, the inputs are checked first too.
 
         With ``step``, a non-finite loss raises ``DivergenceError`` before the backward pass.
         """
         acts, loss_fn = self.activations, self.loss_function
-        held: list[str] = []  # the kinds of floating-point error the forward met, if any
-        try:
-            with np.errstate(over="call", invalid="call", divide="call",
-                             call=lambda kind, _flag: held.append(kind)):
-                fwd = forward_pass(weights, x, acts, out=work.vs)
-        except Exception:
-            self._check_values(x)
-            raise
-        if not all(_moderate(v) for v in fwd.vs):
-            self._check_values(x)
-        if held:  # a real overflow (or the like): numpy's warnings, as the caller set them
+        if through_v:
+            fwd = self._forward_checked_through_v(x, weights, work)
+        else:
             fwd = forward_pass(weights, x, acts, out=work.vs)
         loss = float(output_loss(fwd.vs[-1], fwd.ys[-1], t, loss_fn))
         if step and not math.isfinite(loss):
@@ -347,6 +349,35 @@ class Network:
             need_input_grad=dx0 is not None, dx_out=[dx0, *work.dxs[1:]],
         )
         return loss, fwd.xs, dvs
+
+    def _forward_checked_through_v(self, x: np.ndarray, weights: list[np.ndarray],
+                                   work: Workspace) -> Trace:
+        """The buffered forward pass, with X's and the weights' entries checked through V
+        (see ``_buffered_passes``)."""
+        held: list[str] = []  # the kinds of floating-point error the forward met, if any
+        try:
+            with np.errstate(over="call", invalid="call", divide="call",
+                             call=lambda kind, _flag: held.append(kind)):
+                fwd = forward_pass(weights, x, self.activations, out=work.vs)
+        except Exception:
+            self._check_values(x)
+            raise
+        for v in fwd.vs:
+            if not _moderate(v):
+                self._check_values(x)
+                break
+        if held:  # a real overflow (or the like): numpy's warnings, as the caller set them
+            fwd = forward_pass(weights, x, self.activations, out=work.vs)
+        return fwd
+
+    def _checks_through_v(self) -> bool:
+        """True when ``step`` and ``gradients`` check X's and the weights' entries through V:
+        the network has more than ``CHECK_THROUGH_V_ABOVE`` weight entries."""
+        count = self.__dict__.get("_weight_count")
+        if count is None:
+            sizes = self.layer_sizes
+            count = self._weight_count = sum((n + 1) * m for n, m in zip(sizes, sizes[1:]))
+        return count > CHECK_THROUGH_V_ABOVE
 
     def _check_values(self, x: np.ndarray) -> None:
         """The full checks of X's and every weight's entries: raise naming the first bad one."""

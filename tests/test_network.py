@@ -309,6 +309,7 @@ def test_a_zero_learning_rate_is_refused(unchanged):
 
 
 @pytest.mark.parametrize("sizes", [[2, 1], [2, 2, 1]])
+@pytest.mark.usefixtures("check_path")
 def test_a_nan_written_into_the_weights_in_place_is_refused_naming_the_array(sizes):
     net = Network(sizes, ["tanh"] * (len(sizes) - 2) + ["identity"])
     last = len(sizes) - 2
@@ -319,6 +320,7 @@ def test_a_nan_written_into_the_weights_in_place_is_refused_naming_the_array(siz
             call()
 
 
+@pytest.mark.usefixtures("check_path")
 def test_a_step_near_overflow_still_moves_every_weight_by_minus_lr_times_its_gradient():
     # An input of 1e151 (its square overflows) makes the Cauchy-Schwarz bound on lr dE/dW
     # infinite, which sends the step down the careful path: it computes every update before
@@ -333,6 +335,7 @@ def test_a_step_near_overflow_still_moves_every_weight_by_minus_lr_times_its_gra
         np.testing.assert_array_equal(w, b - 0.25 * dw)  # the same two roundings
 
 
+@pytest.mark.usefixtures("check_path")
 def test_gradients_warn_of_an_output_activation_going_nan_as_trace_does():
     # The forward's warnings are held back while X and the weights are checked through V; a
     # NaN made by the output activation from a finite V must still be warned about.
@@ -347,6 +350,7 @@ def test_gradients_warn_of_an_output_activation_going_nan_as_trace_does():
             call(x, t)
 
 
+@pytest.mark.usefixtures("check_path")
 def test_the_callers_floating_point_settings_apply_to_gradients_forward():
     net = Network([1, 1], ["identity"])
     net.weights = [np.array([[1e200], [0.0]])]
@@ -354,6 +358,7 @@ def test_the_callers_floating_point_settings_apply_to_gradients_forward():
         net.gradients(np.array([[1e200]]), np.array([[0.0]]))
 
 
+@pytest.mark.usefixtures("check_path")
 @pytest.mark.parametrize("call", ["gradients", "step"])
 def test_a_nan_input_is_named_even_when_an_activation_raises_on_it_first(call, unchanged):
     import math
@@ -368,6 +373,7 @@ def test_a_nan_input_is_named_even_when_an_activation_raises_on_it_first(call, u
         run(x, t)
 
 
+@pytest.mark.usefixtures("check_path")
 def test_gradients_of_an_overflowing_forward_warn_as_numpy_does():
     # The entries of X and W are checked through V after the forward; when they are finite and
     # V overflowed anyway, gradients() runs the forward again so that numpy's warning is seen.
@@ -398,6 +404,7 @@ def test_an_overflowing_bias_update_with_all_zero_inputs_raises_divergence(uncha
         net.step(np.zeros((2, 3)), np.full((2, 1), 1e10), 1e300)
 
 
+@pytest.mark.usefixtures("check_path")
 def test_a_forward_that_overflows_to_inf_minus_inf_is_a_divergence_not_a_warning(unchanged):
     # V = [1e400, 1e400] overflows to [inf, inf]; softmax's V - max V is inf - inf = NaN. numpy's
     # overflow and invalid warnings (errors under this suite's filterwarnings) must become one
@@ -410,6 +417,7 @@ def test_a_forward_that_overflows_to_inf_minus_inf_is_a_divergence_not_a_warning
         net.step(np.array([[1e200]]), np.array([0]), 0.1)
 
 
+@pytest.mark.usefixtures("check_path")
 def test_gradients_report_a_non_finite_loss_as_it_is():
     # Divergence is a training notion: gradients() is a plain function and returns inf.
     net = Network([1, 1], ["identity"])

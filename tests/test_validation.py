@@ -10,6 +10,9 @@ from reference import ACTIVATIONS, Network
 
 B = 5  # batch size of the valid inputs below
 
+# Every test here runs with both ways of checking the entries of X and the weights.
+pytestmark = pytest.mark.usefixtures("check_path")
+
 
 @pytest.fixture
 def mse_net():
@@ -226,6 +229,18 @@ def test_an_inf_weight_that_meets_only_zero_inputs_is_still_refused(mse_net, unc
     mse_net.weights[0][2, 1] = np.inf
     with unchanged(mse_net), pytest.raises(ValueError, match=r"weights\[0\] must be finite"):
         CALLS[call](mse_net, x, np.zeros((B, 2)))
+
+
+@pytest.mark.parametrize("call", ["gradients", "step"])
+def test_a_network_above_the_threshold_refuses_a_nan_weight_through_v(unchanged, call):
+    from reference.network import CHECK_THROUGH_V_ABOVE
+
+    net = Network([130, 128, 2], ["relu", "identity"], seed=0)  # 17,026 weights
+    assert sum(w.size for w in net.weights) > CHECK_THROUGH_V_ABOVE
+    net.weights[1][5, 1] = np.nan
+    x = np.linspace(-1.0, 1.0, 3 * 130).reshape(3, 130)
+    with unchanged(net), pytest.raises(ValueError, match=r"weights\[1\] must be finite"):
+        CALLS[call](net, x, np.zeros((3, 2)))
 
 
 def test_a_read_only_weight_swapped_in_is_refused_by_step_before_any_update(mse_net, unchanged):
