@@ -322,17 +322,36 @@ def test_a_nan_written_into_the_weights_in_place_is_refused_naming_the_array(siz
 
 @pytest.mark.usefixtures("check_path")
 def test_a_step_near_overflow_still_moves_every_weight_by_minus_lr_times_its_gradient():
-    # An input of 1e151 (its square overflows) makes the Cauchy-Schwarz bound on lr dE/dW
-    # infinite, which sends the step down the careful path: it computes every update before
-    # committing any, and must apply the same eq 10.
+    # An input of 1e160 (its square, 1e320, overflows) makes the Cauchy-Schwarz bound on
+    # lr dE/dW infinite, which sends the step down the careful path: it computes every update
+    # before committing any, and must apply the same eq 10.
     net = Network([2, 2, 1], ["tanh", "identity"], seed=3)
-    x, t = np.array([[1e151, -1.0], [1.0, 2.0]]), np.array([[0.3], [-0.2]])  # tanh saturates
+    x, t = np.array([[1e160, -1.0], [1.0, 2.0]]), np.array([[0.3], [-0.2]])  # tanh saturates
     with np.errstate(over="ignore"):  # the sums of squares of X and V overflow, by design
         _, dws, _ = net.gradients(x, t)
     before = [w.copy() for w in net.weights]
     net.step(x, t, 0.25)
     for w, b, dw in zip(net.weights, before, dws):
         np.testing.assert_array_equal(w, b - 0.25 * dw)  # the same two roundings
+
+
+@pytest.mark.usefixtures("check_path")
+@pytest.mark.parametrize("call", ["gradients", "step"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_bad_weight_is_refused_without_a_numpy_warning_first(call, bad):
+    # Under numpy's default warning filters (not this suite's "error"): the refusal must be the
+    # only thing the user sees, not an "invalid value in matmul" warning before it.
+    import warnings
+
+    net = Network([3, 2, 1], ["tanh", "identity"], seed=1)
+    net.weights[0][1, 0] = bad
+    x, t = np.array([[1.0, 0.0, -1.0], [0.5, 0.0, 2.0]]), np.zeros((2, 1))  # 0 * inf: invalid
+    run = net.gradients if call == "gradients" else (lambda a, b: net.step(a, b, 0.1))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=r"weights\[0\] must be finite"):
+            run(x, t)
+    assert [str(w.message) for w in seen] == []
 
 
 @pytest.mark.usefixtures("check_path")

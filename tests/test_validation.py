@@ -247,7 +247,9 @@ def test_a_read_only_weight_swapped_in_is_refused_by_step_before_any_update(mse_
     frozen = mse_net.weights[1].copy()
     frozen.setflags(write=False)
     mse_net.weights[1] = frozen
-    with unchanged(mse_net), pytest.raises(ValueError, match=r"weights\[1\] is read-only"):
+    message = (r"weights\[1\] is read-only, but a step updates the weights in place; assign "
+               r"net.weights = \[\.\.\.\] to give the network copies of its own")
+    with unchanged(mse_net), pytest.raises(ValueError, match=message):
         mse_net.step(good_x(), np.zeros((B, 2)), 0.1)
     mse_net.gradients(good_x(), np.zeros((B, 2)))  # reading it is fine
 
