@@ -7,9 +7,10 @@ guarantees that a failed call changes nothing.
 Speed without a second copy of the math: ``step`` and ``gradients`` run the same passes as
 ``trace``, but write their intermediate terms into buffers kept between calls (``workspace.py``)
 and check their inputs with one sum of squares per array in the common case, handing anything
-unusual to the full checks of ``validation.py``. ``step`` and ``gradients`` take the sums of
-squares of each layer's V instead of X and the weights: a NaN or Inf in X or a weight reaches V,
-and V is much smaller than the weights (see ``_buffered_passes``).
+unusual to the full checks of ``validation.py``. On large networks (``CHECK_THROUGH_V_ABOVE``)
+``step`` and ``gradients`` take the sums of squares of each layer's V instead of X and the
+weights: a NaN or Inf in X or a weight reaches V, and V is much smaller than the weights (see
+``_buffered_passes``).
 
 Conventions (docs/derivation.md has the full derivation):
 
