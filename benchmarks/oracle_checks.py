@@ -288,17 +288,19 @@ def _directional_parts(ctx: Context, net, x, t) -> list[list[str]]:
             network_fd.directional_fd(weights, fwd.xs, fwd.vs, tt, acts, loss, k, u, wrt=wrt,
                                       noise_floor=e_floor, reference=ref)
 
-    first = magnitudes.first_layer_v_magnitude(weights, fwd)
+    def rounding_bounds():  # as check_network forms them
+        first = magnitudes.first_layer_v_magnitude(weights, fwd)
+        magnitudes.network_magnitudes(weights, fwd, tt, acts, loss, factored=True,
+                                      first_v_mag=first)
+        magnitudes.loss_value_magnitude(weights, fwd, tt, acts, loss, first_v_mag=first)
+
     parts = {
         "finite differences: 6 terms x 4 directions, f(x +- h) (+- 2h where FD and JAX "
         "differ by more than round-off)": finite_differences,
         "JAX's gradient (dE/dW and every dE/dX, jitted)": lambda: network_grads(
             weights, x, tt, acts, loss),
-        "rounding bounds of every term (factored) and of E (oracle.magnitudes)": lambda: (
-            magnitudes.first_layer_v_magnitude(weights, fwd),
-            magnitudes.network_magnitudes(weights, fwd, tt, acts, loss, factored=True,
-                                          first_v_mag=first),
-            magnitudes.loss_value_magnitude(weights, fwd, tt, acts, loss, first_v_mag=first)),
+        "rounding bounds of every term (factored) and of E (oracle.magnitudes)":
+            rounding_bounds,
         "the hand-derived terms: net.trace and net.gradients": lambda: (
             net.trace(x, t), net.gradients(x, t)),
     }
