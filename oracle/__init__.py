@@ -11,6 +11,7 @@ from .function_check import check_activation, check_gradient, check_loss
 from .jax_support import assert_x64  # noqa: F401  (first: x64 before any JAX array)
 from .network_check import check_network
 from .report import Report, Row
+from .vjp_check import check_vjp
 
 __all__ = [
     "Report",
@@ -19,4 +20,5 @@ __all__ = [
     "check_gradient",
     "check_loss",
     "check_network",
+    "check_vjp",
 ]

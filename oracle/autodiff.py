@@ -16,7 +16,8 @@ and cached, so repeated checks of one network run at compiled speed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,9 +25,11 @@ from reference.activations import Activation, get_activation
 from reference.layer import dense_forward
 from reference.losses import Loss
 
+from .arguments import Arguments, Output
 from .jax_support import jax, jnp, to_numpy, traceable
 
-__all__ = ["activation_derivative", "activation_vjp", "dense_vjp", "loss_grad", "network_grads"]
+__all__ = ["activation_derivative", "activation_vjp", "dense_vjp", "loss_grad", "network_grads",
+           "vjp"]
 
 _IDENTITY = get_activation("identity")
 
@@ -120,3 +123,80 @@ def dense_vjp(x: np.ndarray, w: np.ndarray, dv: np.ndarray) -> tuple[np.ndarray,
     vjp = _maybe_jit(("dense_vjp", x.shape, w.shape), vjp)
     dx, dw = vjp(jnp.asarray(x), jnp.asarray(w), jnp.asarray(dv))
     return to_numpy(dx), to_numpy(dw)
+
+
+PRIMAL_RTOL = 1e-8
+"""JAX's forward must reproduce numpy's to 1e-8 of each output's largest entry before its
+derivative is trusted: the same float64 operations in another order agree to ~1e-15; a code
+path that JAX traced differently (a numpy call half-traced, a branch taken otherwise) does not."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def vjp(
+    forward: Callable,
+    args: Arguments,
+    cotangent: tuple[np.ndarray | None, ...],
+    wrt: Sequence[int],
+    expected: Output,
+    *,
+    lifted: bool = True,
+) -> tuple[dict[int, np.ndarray] | None, str]:
+    """JAX's vector-Jacobian product of a user's ``forward`` at ``args``, for the inputs ``wrt``.
+
+    Tried in two ways: ``forward`` traced as it is (jax.numpy or array-API code), then, if that
+    fails and ``lifted``, the same numpy code run on JAX arrays through numpy's dispatch
+    protocols (``numpy_on_jax.lift``). Any exception while tracing means "JAX could not", never
+    a crash; and JAX's forward must reproduce numpy's values (``PRIMAL_RTOL``) before its
+    derivative is used.
+
+    Returns:
+        ``({input position: gradient}, how)`` or ``(None, why not)``.
+    """
+    kept = [j for j, a in enumerate(expected.arrays) if a is not None and cotangent[j] is not None]
+    if not kept:
+        return None, "forward has no floating output to differentiate"
+
+    def attempt(fn: Callable) -> dict[int, np.ndarray]:
+        def pure(*diff):
+            out = args.call(fn, replace=dict(zip(wrt, diff)))
+            parts = list(out) if expected.kind == "tuple" else [out]
+            return tuple(jnp.reshape(jnp.asarray(parts[j], dtype=jnp.float64),
+                                     expected.arrays[j].shape) for j in kept)
+
+        xs = [jnp.asarray(args.values[i]) for i in wrt]
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            primal, pull = jax.vjp(pure, *xs)
+            for j, p in zip(kept, primal):
+                want = expected.arrays[j]
+                p = to_numpy(p)
+                if p.shape != want.shape:
+                    raise ValueError(f"JAX's output [{j}] has shape {p.shape}, numpy's "
+                                     f"{want.shape}")
+                scale = float(np.max(np.abs(want), initial=0.0))
+                gap = float(np.max(np.abs(p - want), initial=0.0))
+                if not gap <= PRIMAL_RTOL * scale + 1e-300:
+                    raise ValueError(f"JAX's forward gives other values than numpy's (largest "
+                                     f"difference {gap:.2e} on outputs of size {scale:.2e})")
+            grads = pull(tuple(jnp.asarray(cotangent[j]) for j in kept))
+        return {i: to_numpy(g) for i, g in zip(wrt, grads)}
+
+    try:
+        return attempt(forward), "JAX traced forward as it is"
+    except Exception as exc:  # whatever the user's code raises under tracing
+        direct = _first_line(exc)
+    if not lifted:
+        return None, f"JAX could not trace forward ({direct}): finite differences alone judge"
+    try:
+        from .numpy_on_jax import lift
+
+        return attempt(lift(forward)), (
+            "JAX differentiated forward's numpy code run on JAX arrays (numpy's dispatch "
+            f"protocols; traced as it is it raised {direct})")
+    except Exception as exc:
+        return None, (f"JAX could not trace forward ({direct}), nor its numpy code on JAX "
+                      f"arrays ({_first_line(exc)}): finite differences alone judge")

@@ -185,3 +185,119 @@ def directional_stencil(
 
 
 __all__ += ["directional_stencil"]
+
+
+SHRINK = 16.0
+SHRINKS = 4
+"""A stencil that leaves f's domain (a NaN, an Inf or an exception) is retried with its step
+divided by 16, four times at most (down to ~1e-10 from cbrt(eps)): ``log(x)`` at x = 1e-6
+needs h well below 1e-6, not cbrt(eps) ~ 6e-6."""
+
+
+def _guarded(f: Callable[[np.ndarray], float], shape: tuple[int, ...]
+             ) -> Callable[[np.ndarray], float]:
+    """``f`` that returns NaN where it raises (a stencil leaving f's domain, however f says so)."""
+    def value(z: np.ndarray) -> float:
+        try:
+            with np.errstate(all="ignore"):
+                return float(f(z.reshape(shape)))
+        except Exception:
+            return float("nan")
+    return value
+
+
+def _shrinking(value: Callable[[int, float], float], count: int, steps: np.ndarray,
+               f0: float) -> np.ndarray:
+    """``(count, 5)`` stencil values ``value(row, k h)``; a row that meets a non-finite value
+    is retried with its step shrunk (``SHRINK``), and left NaN when that fails too."""
+    out = np.full((count, 5), np.nan)
+    out[:, 2] = f0
+    first = steps.copy()
+    for row in range(count):
+        for attempt in range(SHRINKS + 1):
+            vals = [value(row, k * steps[row]) for k in (-2, -1, 1, 2)]
+            if all(np.isfinite(vals)):
+                if attempt:
+                    # The first step that fits may still reach across most of the way to the
+                    # domain's edge, where f bends fastest: one more shrink keeps it well inside.
+                    inner = [value(row, k * steps[row] / SHRINK) for k in (-2, -1, 1, 2)]
+                    if all(np.isfinite(inner)):
+                        vals = inner
+                        steps[row] /= SHRINK
+                out[row, [0, 1, 3, 4]] = vals
+                break
+            steps[row] /= SHRINK
+        else:
+            steps[row] = first[row]  # report the step first tried
+    return out
+
+
+def entry_stencils(
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    h: np.ndarray,
+    entries: np.ndarray | None = None,
+    *,
+    f0: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stencils of ``f`` along single entries, robust to points where f is not defined.
+
+    Args:
+        f: maps an array shaped like ``x`` to a float (it may raise, or return NaN/Inf).
+        x: the point (float64, any shape); never modified.
+        h: per-entry steps shaped like ``x``.
+        entries: flat indices of the entries to move (default: all).
+        f0: ``f(x)``, shared by every stencil.
+
+    Returns:
+        ``(values (n, 5), steps (n,))``: a row of NaN where no step up to two shrinks keeps f
+        finite at all four moved points (that entry then has no finite-difference estimate).
+    """
+    flat = x.reshape(-1).copy()
+    idx = np.arange(flat.size) if entries is None else np.asarray(entries, dtype=np.intp)
+    steps = h.reshape(-1)[idx].astype(np.float64).copy()
+    f_safe = _guarded(f, x.shape)
+
+    def value(row: int, offset: float) -> float:
+        i = idx[row]
+        original = flat[i]
+        flat[i] = original + offset
+        try:
+            return f_safe(flat)
+        finally:
+            flat[i] = original
+
+    return _shrinking(value, idx.size, steps, f0), steps
+
+
+def direction_stencils(
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    directions: np.ndarray,
+    h: float,
+    *,
+    f0: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stencils of ``f`` along unit ``directions (k, *x.shape)``, as ``entry_stencils``."""
+    steps = np.full(directions.shape[0], float(h))
+    f_safe = _guarded(f, x.shape)
+    return _shrinking(lambda row, offset: f_safe(x + offset * directions[row]),
+                      directions.shape[0], steps, f0), steps
+
+
+def estimate_where_finite(values: np.ndarray, h: np.ndarray, *, noise_floor: float = 0.0
+                          ) -> FDEstimate:
+    """``estimate`` over the rows of ``values`` that are finite; NaN estimates elsewhere (a
+    NaN source takes no part in a verdict)."""
+    ok = np.all(np.isfinite(values), axis=-1)
+    n = values.shape[0]
+    full = FDEstimate(*(np.full(n, np.nan) for _ in range(2)), np.zeros(n, bool),
+                      *(np.full(n, np.nan) for _ in range(3)), np.asarray(h, float).copy())
+    if np.any(ok):
+        part = estimate(values[ok], np.asarray(h)[ok], noise_floor=noise_floor)
+        for name in ("value", "error", "kink", "lo", "hi", "central"):
+            getattr(full, name)[ok] = getattr(part, name)
+    return full
+
+
+__all__ += ["direction_stencils", "entry_stencils", "estimate_where_finite"]

@@ -19,16 +19,14 @@ from reference.activations import Activation, _sigmoid, _softmax, get_activation
 from reference.losses import Loss, get_loss
 
 from . import autodiff
-from .finite_differences import choose_steps, directional_stencil, estimate, stencil_loop
-from .jax_support import UntraceableError, jax, jnp, to_numpy, traceable
+from .arguments import Arguments, Output
+from .engine import MAX_EXHAUSTIVE, judge_vjp
+from .jax_support import UntraceableError
 from .network_fd import activation_fd, loss_fd
 from .report import Report, Row
 from .verdict import judge
 
 __all__ = ["check_activation", "check_gradient", "check_loss"]
-
-MAX_EXHAUSTIVE = 2_000
-"""check_gradient: entry-by-entry finite differences up to this many entries, else directions."""
 
 FLOAT32_WARNING = (
     "float32 input: finite differences are done in float64 on an upcast copy, and the "
@@ -56,6 +54,7 @@ def check_gradient(
     directions: int = 8,
     max_exhaustive: int = MAX_EXHAUSTIVE,
     seed: int = 0,
+    jax: bool | str = True,
 ) -> Report:
     """Check ``grad(x)`` against JAX's gradient of ``f`` and against finite differences.
 
@@ -66,7 +65,10 @@ def check_gradient(
         grad: ``x -> dF/dx`` shaped like x: the hand-derived gradient under test.
         x: the point, any shape; float64 (float32 is accepted with a warning).
         fd: "auto" (every entry up to ``max_exhaustive`` entries, else random unit
-            directions), "exhaustive" or "directional".
+            directions, with entries where hand and JAX disagree located), "exhaustive" or
+            "directional".
+        jax: True (f traced as it is, else its numpy code run on JAX arrays), "direct" or
+            False (finite differences alone), as in ``check_vjp``.
 
     Raises:
         ValueError: non-finite x or f(x), f not scalar, grad of the wrong shape.
@@ -86,9 +88,7 @@ def check_gradient(
         warnings.warn(FLOAT32_WARNING, UserWarning, stacklevel=2)
         notes.append(FLOAT32_WARNING)
     shape = arr.shape
-    work = arr.shape or (1,)  # a 0-d x is checked as one entry
-    x64 = arr.astype(np.float64).reshape(work)
-    _scalar(f(arr.copy()), "f(x)")
+    value = _scalar(f(arr.copy()), "f(x)")
     got = np.asarray(grad(arr.copy()))
     if got.shape != shape:
         raise ValueError(f"grad(x) must have x's shape {shape}, got {got.shape}")
@@ -101,42 +101,14 @@ def check_gradient(
                    "(~1e-4 relative); return float64 to be judged to 1e-9")
         warnings.warn(message, UserWarning, stacklevel=2)
         notes.append(message)
-    got = got.reshape(work)
-
-    def f64(z: np.ndarray) -> float:
-        return float(np.asarray(f(z.reshape(shape)), dtype=np.float64).reshape(()))
-
-    try:
-        ad = to_numpy(traceable(jax.grad(lambda z: jnp.reshape(f(jnp.reshape(z, shape)), ())),
-                                jnp.asarray(x64)))
-    except UntraceableError as exc:
-        ad = None
-        notes.append(f"JAX could not trace f ({exc}); checked by finite differences alone")
-
-    mode = fd if fd != "auto" else ("exhaustive" if arr.size <= max_exhaustive else "directional")
-    if mode == "exhaustive":
-        h = choose_steps(x64)
-        est = estimate(stencil_loop(f64, x64, h), h.reshape(-1)).reshape(work)
-        verdicts = judge(got, ad, est)
-        note = ""
-    else:
-        rng = np.random.default_rng(seed)
-        u = rng.normal(size=(directions, *work))
-        u /= np.sqrt(np.sum(u.reshape(directions, -1) ** 2, axis=1)).reshape(
-            directions, *([1] * len(work)))
-        h = float(choose_steps(np.array(np.max(np.abs(x64)))))
-        est = estimate(np.stack([directional_stencil(f64, x64, d, h) for d in u]),
-                       np.full(directions, h))
-        axes = tuple(range(1, u.ndim))
-        proj = lambda a: np.sum(u * a[None], axis=axes)  # noqa: E731
-        ref = ad if ad is not None else got
-        verdicts = judge(proj(got.astype(np.float64)) if got.dtype != np.float32 else
-                         proj(got).astype(np.float32),
-                         None if ad is None else proj(ad), est,
-                         scale=float(np.sqrt(np.sum(ref.astype(np.float64) ** 2))))
-        note = f"finite differences along {directions} random unit directions"
-    row = Row.from_verdicts(None, "gradient", "total", verdicts, note=note)
-    return Report([row], strict=strict, title="gradient check", notes=notes)
+    x64 = arr.astype(np.float64)
+    value = value if arr.dtype == np.float64 else _scalar(f(x64.copy()), "f(x)")
+    rows, more, judged_by = judge_vjp(
+        f, Arguments.of(f, (x64,)), Output("scalar", (np.asarray(value),)), (np.ones(()),),
+        {0: got}, fd=fd, jax=jax, max_exhaustive=max_exhaustive, directions=directions,
+        rng=np.random.default_rng(seed), term=lambda name: "gradient")
+    return Report(rows, strict=strict, title="gradient check", notes=notes + more,
+                  judged_by=judged_by)
 
 
 def activation_points(act: Activation) -> np.ndarray:

@@ -56,16 +56,11 @@ def _abs_tilde(x: np.ndarray) -> np.ndarray:
     return np.abs(np.concatenate([x, np.ones((x.shape[0], 1))], axis=1))
 
 
-def _broken(layer: int | None, term: str, scope: str, why: str) -> Row:
-    return Row(layer, term, scope, (), FAIL, float("inf"), float("inf"), 0.0, (),
-               float("nan"), float("nan"), note=why)
-
-
 def _shape_row(layer: int | None, term: str, scope: str, got: object, shape: tuple) -> Row | None:
     got_shape = None if got is None else np.shape(got)
     if got_shape == shape:
         return None
-    return _broken(layer, term, scope,
+    return Row.broken(layer, term, scope,
                    f"wrong shape: the hand-derived backward gave {got_shape}, expected {shape}")
 
 
@@ -75,7 +70,7 @@ def _hand(call: Callable, what: str):
         with np.errstate(all="ignore"):
             return call()
     except Exception as exc:
-        return _broken(None, "backward", "total", f"{what} raised {type(exc).__name__}: {exc}")
+        return Row.broken(None, "backward", "total", f"{what} raised {type(exc).__name__}: {exc}")
 
 
 def _directions(shape: tuple, count: int, rng: np.random.Generator) -> Directions:
@@ -357,7 +352,7 @@ def _step_rows(net, X, T, weights, hand_dw, problem_scale) -> list[Row]:
         with np.errstate(all="ignore"):
             clone.step(X, T, lr)
     except Exception as exc:
-        return [_broken(None, "step", "total", f"step raised {type(exc).__name__}: {exc}")]
+        return [Row.broken(None, "step", "total", f"step raised {type(exc).__name__}: {exc}")]
     rows = []
     for k, (w_old, w_new, g) in enumerate(zip(weights, clone.weights, hand_dw)):
         moved = w_new - w_old

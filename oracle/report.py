@@ -8,13 +8,16 @@ Kinks and doubts are counted and shown beside it, never hidden and never counted
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from .verdict import DOUBT, FAIL, KINK, PASS, EntryVerdicts
 
 __all__ = ["Report", "Row"]
+
+WRONG_ENTRIES_LISTED = 1000
+"""``to_dict`` lists at most this many wrong entries per row (``Row.wrong`` counts them all)."""
 
 
 @dataclass
@@ -36,6 +39,13 @@ class Row:
         at: the input where the worst entry was evaluated (e.g. v for an activation).
         err_jax, err_fd, err_jax_fd: max disagreement per pair of sources.
         note: anything else the reader needs (e.g. "follows from layer 2 activation").
+        input: the checked input's name (``check_vjp``: its dict key, forward's parameter
+            name, or ``inputs[i]``); its entries are indexed in that input's own shape.
+        wrong: how many entries FAIL.
+        mask: boolean array shaped like the term, True at every FAILing entry (None when the
+            entries could not be told apart: a directional check without JAX).
+        direction: set when the worst value is a projection along random direction number
+            ``direction`` rather than an entry (``index`` is then empty).
     """
 
     layer: int | None
@@ -58,6 +68,10 @@ class Row:
     err_fd: float | None = None
     err_jax_fd: float | None = None
     note: str = ""
+    input: str | None = None
+    wrong: int = 0
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
+    direction: int | None = None
 
     @classmethod
     def from_verdicts(
@@ -77,8 +91,21 @@ class Row:
             tolerance=float(v.tolerance[idx]) if idx else float(np.max(v.tolerance, initial=0)),
             index=idx, expected=expected, got=got, kinks=v.count(KINK), doubts=v.count(DOUBT),
             size=int(v.status.size), err_jax=v.err_ad, err_fd=v.err_fd,
-            err_jax_fd=v.err_ad_fd, note=note, **extra,
+            err_jax_fd=v.err_ad_fd, note=note, wrong=v.count(FAIL), mask=v.status == FAIL,
+            **extra,
         )
+
+    @classmethod
+    def broken(cls, layer: int | None, term: str, scope: str, why: str, **extra) -> Row:
+        """A term that could not be compared at all (a wrong shape, an exception): FAIL."""
+        return cls(layer, term, scope, (), FAIL, float("inf"), float("inf"), 0.0, (),
+                   float("nan"), float("nan"), note=why, **extra)
+
+    def wrong_entries(self) -> list[tuple[int, ...]]:
+        """Indices of the FAILing entries, in the term's own shape (empty if not located)."""
+        if self.mask is None:
+            return []
+        return [tuple(int(i) for i in idx) for idx in np.argwhere(self.mask)]
 
     @property
     def where(self) -> str:
@@ -92,6 +119,10 @@ class Row:
             return f"{self.where} ({self.scope}): {self.note}"  # a wrong shape, an exception
         at = f" at v={self.at:.6g}" if self.at is not None else ""
         index = f" [{', '.join(map(str, self.index))}]" if self.index else ""
+        if self.direction is not None:
+            index = f" along random direction {self.direction} (entries not located)"
+        if self.input is not None and self.status == FAIL and self.mask is not None:
+            index += f" ({self.wrong} of {self.size} entries wrong)"
         what = "derivative" if self.term in ("activation", "loss", "derivative") else self.term
         verb = {FAIL: "wrong", DOUBT: "in doubt", KINK: "at a kink", PASS: "right"}[self.status]
         if self.at is not None:  # got/expected are act'(v) itself: say how far off it is
@@ -99,9 +130,14 @@ class Row:
             size = f"rel err {rel:.2e}"
         else:  # the worst entry's own error and tolerance
             size = f"abs err {abs(self.got - self.expected):.2e}, tolerance {self.tolerance:.2e}"
+        digits = 6
+        if self.input is not None:  # enough digits that got and expected differ on the page
+            gap = abs(self.got - self.expected) / max(abs(self.expected), 1e-300)
+            if 0 < gap < 1e-5:
+                digits = min(17, int(np.ceil(-np.log10(gap))) + 2)
         return (
             f"{self.where} ({self.scope}): {what} {verb}{at}{index} "
-            f"(got {self.got:.6g}, expected {self.expected:.6g}; {size})"
+            f"(got {self.got:.{digits}g}, expected {self.expected:.{digits}g}; {size})"
         )
 
 
@@ -122,6 +158,8 @@ class Report:
     strict: bool = False
     title: str = "gradient check"
     notes: list[str] = field(default_factory=list)
+    judged_by: str = ""
+    """Which sources of truth judged (set by the general checks); shown in the headline."""
 
     @property
     def ok(self) -> bool:
@@ -145,8 +183,24 @@ class Report:
         local = [r for r in fails if r.scope == "local"]
         return (local or fails or [None])[0]
 
+    def row(self, name: str) -> Row:
+        """The row of the input called ``name`` (``check_vjp`` reports one row per input)."""
+        for r in self.rows:
+            if r.input == name:
+                return r
+        raise KeyError(f"no row for input {name!r}; inputs checked: "
+                       f"{[r.input for r in self.rows if r.input is not None]}")
+
+    def wrong_entries(self, name: str) -> list[tuple[int, ...]]:
+        """The FAILing entries of input ``name``, as indices in its own shape."""
+        return self.row(name).wrong_entries()
+
     @property
     def headline(self) -> str:
+        text = self._headline()
+        return f"{text} [{self.judged_by}]" if self.judged_by else text
+
+    def _headline(self) -> str:
         first = self.first_failure
         kinks = sum(r.kinks for r in self.rows)
         doubts = sum(r.doubts for r in self.rows)
@@ -159,7 +213,10 @@ class Report:
         if self.count(DOUBT):
             row = next(r for r in self.rows if r.status == DOUBT)
             return f"OK, but the check itself is in doubt: {row.describe()}{extra}"
-        return f"OK: all {len(self.rows)} terms agree{extra}"
+        if len(self.rows) == 1 and self.rows[0].input is not None:
+            return f"OK: {self.rows[0].where} agrees{extra}"
+        what = "inputs" if any(r.input is not None for r in self.rows) else "terms"
+        return f"OK: all {len(self.rows)} {what} agree{extra}"
 
     def to_dict(self) -> dict:
         return {
@@ -169,10 +226,15 @@ class Report:
             "headline": self.headline,
             "counts": {s: self.count(s) for s in (PASS, FAIL, KINK, DOUBT)},
             "notes": self.notes,
-            "rows": [
-                {k: _plain(v) for k, v in asdict(r).items()} for r in self.rows
-            ],
+            "judged_by": self.judged_by,
+            "rows": [self._row_dict(r) for r in self.rows],
         }
+
+    @staticmethod
+    def _row_dict(r: Row) -> dict:
+        out = {k: _plain(getattr(r, k)) for k in (f.name for f in fields(r)) if k != "mask"}
+        out["wrong_entries"] = [list(i) for i in r.wrong_entries()[:WRONG_ENTRIES_LISTED]]
+        return out
 
     def to_json(self, **kwargs) -> str:
         """Strict JSON (non-finite numbers become null)."""

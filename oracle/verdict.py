@@ -58,6 +58,9 @@ FD_USELESS = 1e-2
 """An FD estimate whose error exceeds 1% of the term's scale (plus the entry's own size)
 cannot confirm anything: the entry is in doubt unless another rule settles it."""
 
+FD_ALONE_NOTE = "checked by finite differences alone (JAX could not trace this code)"
+"""A row's note when JAX took no part (the general checks say it once, in the headline)."""
+
 PASS, FAIL, KINK, DOUBT = "pass", "FAIL", "kink", "doubt"
 STATUS_DTYPE = "<U5"
 """Entry statuses are short fixed-width strings: compared in vectorised numpy operations."""
@@ -219,7 +222,7 @@ def judge(
         out.notes.append(f"JAX's value is NaN/Inf at {int(np.sum(~ad_ok))} entries (autodiff of "
                          "an unstable form); finite differences judged them")
     if not ad_given:
-        out.notes.append("checked by finite differences alone (JAX could not trace this code)")
+        out.notes.append(FD_ALONE_NOTE)
     if np.any(~ad_ok & ~fd_ok):
         out.notes.append(f"{int(np.sum(~ad_ok & ~fd_ok))} entries have no finite source of truth")
     if tau == TAU_FLOAT32:

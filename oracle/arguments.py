@@ -1,0 +1,287 @@
+"""A user's function and its arguments, as the general checker sees them.
+
+``check_vjp(forward, backward, inputs)`` takes a tuple of arrays (passed positionally) or a dict
+of named arrays (passed as keywords). This module holds what every source of truth needs from
+them, once:
+
+- **names**: a dict's keys; else ``forward``'s own parameter names; else ``inputs[i]``;
+- **which inputs are differentiable**: floating numpy arrays (any shape, 0-d included). Integer
+  and boolean arrays (labels, ids, masks), Python numbers and any other object are constants,
+  passed to ``forward`` and ``backward`` as they are;
+- **private copies**: every call hands the user's code fresh copies of the arrays, so code that
+  writes into its inputs can neither change the caller's arrays nor the point being checked;
+- **the output's structure** (one array, a tuple of arrays, or a scalar) and a cotangent of the
+  same structure;
+- **the hand-derived gradients** in whatever form ``backward`` returns them (a tuple in input
+  order, one entry per input or per differentiable input; a dict by name; one array), mapped to
+  the inputs they belong to, with a clear complaint when the form does not fit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Arguments", "Output", "cotangent_for", "hand_gradients"]
+
+
+def _is_float_array(value: object) -> bool:
+    return isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
+
+
+def _copy(value: object) -> object:
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _parameter_names(fn: Callable, count: int) -> list[str] | None:
+    """``fn``'s first ``count`` positional parameter names, or None when it has no such list."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    names = []
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        elif p.kind == p.VAR_POSITIONAL:
+            return None
+    return names[:count] if len(names) >= count else None
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """The inputs of a check: names, float64 working copies, and which are differentiable.
+
+    Attributes:
+        names: one name per input (dict key, parameter name, or ``inputs[i]``).
+        values: the working values: differentiable inputs as float64 copies, the rest as given.
+        keyword: True for dict inputs (passed to the user's code as keywords).
+        differentiable: per input, whether it is a floating array.
+        dtypes: the caller's dtypes of the differentiable inputs (float32 is upcast here).
+    """
+
+    names: tuple[str, ...]
+    values: tuple[Any, ...]
+    keyword: bool
+    differentiable: tuple[bool, ...]
+    dtypes: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, forward: Callable, inputs: Sequence | Mapping) -> Arguments:
+        """Read ``inputs`` (tuple/list or dict) for ``forward``; the caller's arrays are copied.
+
+        Raises:
+            TypeError: inputs neither a tuple/list nor a dict, a complex array.
+            ValueError: no differentiable input, a NaN/Inf in a differentiable input.
+        """
+        if isinstance(inputs, Mapping):
+            names = [str(k) for k in inputs]
+            given = list(inputs.values())
+            keyword = True
+        elif isinstance(inputs, (tuple, list)):
+            given = list(inputs)
+            names = _parameter_names(forward, len(given)) or [
+                f"inputs[{i}]" for i in range(len(given))]
+            keyword = False
+        elif isinstance(inputs, np.ndarray):
+            raise TypeError("inputs must be a tuple of arrays or a dict of named arrays, got one "
+                            f"array of shape {inputs.shape}: pass (x,) for a single input")
+        else:
+            raise TypeError("inputs must be a tuple of arrays or a dict of named arrays, got "
+                            f"{type(inputs).__name__}")
+        values, diff, dtypes = [], [], []
+        for name, value in zip(names, given):
+            if isinstance(value, np.ndarray) and np.iscomplexobj(value):
+                raise TypeError(f"input {name!r} is complex ({value.dtype}): the checker "
+                                "differentiates real functions of real inputs")
+            if _is_float_array(value):
+                if not np.all(np.isfinite(value)):
+                    bad = np.argwhere(~np.isfinite(value))[0]
+                    raise ValueError(f"input {name!r} must be finite, found "
+                                     f"{value[tuple(bad)]} at {tuple(int(i) for i in bad)}")
+                dtypes.append(value.dtype)
+                values.append(value.astype(np.float64, copy=True))
+                diff.append(True)
+            else:
+                dtypes.append(None)
+                values.append(_copy(value))
+                diff.append(False)
+        if not any(diff):
+            raise ValueError("inputs has no differentiable input: at least one must be a "
+                             "floating numpy array (integer/bool arrays and Python numbers are "
+                             f"constants); got {[type(v).__name__ for v in given]}")
+        return cls(tuple(names), tuple(values), keyword, tuple(diff), tuple(dtypes))
+
+    def positions(self, wrt: object) -> list[int]:
+        """The inputs ``wrt`` names (a name, a position, or a sequence of them); None: every
+        differentiable input.
+
+        Raises:
+            ValueError: an unknown name or position, or a constant input named.
+        """
+        every = [i for i, d in enumerate(self.differentiable) if d]
+        if wrt is None:
+            return every
+        items = [wrt] if isinstance(wrt, (str, int)) else list(wrt)
+        if not items:
+            raise ValueError("wrt must name at least one input, got an empty sequence")
+        out = []
+        for item in items:
+            if isinstance(item, (bool, np.bool_)) or not isinstance(item, (str, int, np.integer)):
+                raise TypeError(f"wrt must hold input names or positions, got {item!r}")
+            if isinstance(item, str):
+                if item not in self.names:
+                    raise ValueError(f"wrt names {item!r}, which is not an input; inputs are "
+                                     f"{list(self.names)}")
+                i = self.names.index(item)
+            else:
+                i = int(item)
+                if not 0 <= i < len(self.names):
+                    raise ValueError(f"wrt position {i} is out of range for {len(self.names)} "
+                                     "inputs")
+            if not self.differentiable[i]:
+                raise ValueError(f"wrt names input {self.names[i]!r}, which is a constant (not a "
+                                 "floating array) and has no gradient")
+            if i not in out:
+                out.append(i)
+        return out
+
+    def call(self, fn: Callable, *lead: object, replace: Mapping[int, Any] | None = None) -> Any:
+        """``fn(*lead, *inputs)`` (keywords for dict inputs) on fresh copies of the inputs, with
+        the inputs at ``replace``'s positions swapped for its values (not copied)."""
+        values = [_copy(v) for v in self.values]
+        for i, v in (replace or {}).items():
+            values[i] = v
+        if self.keyword:
+            return fn(*lead, **dict(zip(self.names, values)))
+        return fn(*lead, *values)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What ``forward`` returned, flattened: float64 arrays, None for non-float outputs.
+
+    ``kind`` is "array", "scalar" (a Python or 0-d number) or "tuple"."""
+
+    kind: str
+    arrays: tuple[np.ndarray | None, ...]
+
+    @classmethod
+    def of(cls, value: object) -> Output:
+        """Raises TypeError for an output that is not an array, a number or a tuple of them."""
+        if isinstance(value, (tuple, list)):
+            return cls("tuple", tuple(_float_or_none(v, f"forward's output [{i}]")
+                                      for i, v in enumerate(value)))
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            return cls("scalar", (np.asarray(value, dtype=np.float64),))
+        if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+            arr = _float_or_none(value, "forward's output")
+            if arr is None:
+                raise TypeError(f"forward's output must be floating, got dtype "
+                                f"{np.asarray(value).dtype}")
+            return cls("scalar" if arr.ndim == 0 else "array", (arr,))
+        raise TypeError("forward must return an array, a number or a tuple of arrays, got "
+                        f"{type(value).__name__}")
+
+    def pair(self, cotangent: tuple[np.ndarray | None, ...]) -> float:
+        """``<cotangent, output>``: the scalar whose gradient the backward computes."""
+        total = 0.0
+        for c, a in zip(cotangent, self.arrays):
+            if c is not None and a is not None:
+                total += float(np.vdot(c, a))
+        return total
+
+    def pair_magnitude(self, cotangent: tuple[np.ndarray | None, ...]) -> float:
+        """``<|cotangent|, |output|>``: the size of the terms the pairing sums (round-off floor)."""
+        total = 0.0
+        for c, a in zip(cotangent, self.arrays):
+            if c is not None and a is not None:
+                total += float(np.vdot(np.abs(c), np.abs(a)))
+        return total
+
+
+def _float_or_none(value: object, what: str) -> np.ndarray | None:
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{what} is complex ({arr.dtype}): the checker differentiates real "
+                        "functions")
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        return None
+    raise TypeError(f"{what} must be a numeric array, got dtype {arr.dtype}")
+
+
+def cotangent_for(output: Output, given: object, rng: np.random.Generator
+                  ) -> tuple[tuple[np.ndarray | None, ...], object, str]:
+    """The cotangent as flat float64 arrays, the form handed to ``backward``, and how it was made.
+
+    ``given`` None: standard normal entries (seeded) for every float output; a scalar output
+    gets 1.0.
+
+    Raises:
+        ValueError: a given cotangent whose structure or shapes do not match the output.
+    """
+    if given is None:
+        if output.kind == "scalar":
+            return (np.ones(()),), 1.0, "1.0 (scalar output)"
+        flat = tuple(None if a is None else rng.normal(size=a.shape) for a in output.arrays)
+        handed = tuple(_copy(c) for c in flat) if output.kind == "tuple" else flat[0].copy()
+        return flat, handed, "standard normal entries (seeded)"
+    if output.kind == "tuple":
+        if not isinstance(given, (tuple, list)) or len(given) != len(output.arrays):
+            raise ValueError(f"cotangent must be a tuple of {len(output.arrays)} arrays like "
+                             f"forward's output, got {type(given).__name__}")
+        parts = list(given)
+    else:
+        parts = [given]
+    flat = []
+    for i, (c, a) in enumerate(zip(parts, output.arrays)):
+        if a is None or c is None:
+            flat.append(None)
+            continue
+        arr = np.asarray(c, dtype=np.float64)
+        if arr.shape != a.shape:
+            where = f"cotangent[{i}]" if output.kind == "tuple" else "cotangent"
+            raise ValueError(f"{where} must have the output's shape {a.shape}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("cotangent must be finite")
+        flat.append(arr)
+    handed = tuple(_copy(c) for c in parts) if output.kind == "tuple" else _copy(given)
+    return tuple(flat), handed, "given"
+
+
+def hand_gradients(args: Arguments, result: object) -> dict[int, object]:
+    """Map what ``backward`` returned to input positions (values not yet validated).
+
+    Accepted forms: one array when there is one differentiable input; a tuple/list with one
+    entry per input (constants' entries ignored) or per differentiable input; a dict by input
+    name (dict inputs, or any inputs).
+
+    Raises:
+        ValueError: a form that fits none of these, said in words.
+    """
+    diff = [i for i, d in enumerate(args.differentiable) if d]
+    if isinstance(result, Mapping):
+        unknown = [k for k in result if k not in args.names]
+        if unknown:
+            raise ValueError(f"backward returned gradients for {unknown}, which are not inputs "
+                             f"({list(args.names)})")
+        return {args.names.index(k): v for k, v in result.items()
+                if args.differentiable[args.names.index(k)]}
+    if isinstance(result, (tuple, list)):
+        if len(result) == len(diff):
+            return dict(zip(diff, result))
+        if len(result) == len(args.names):
+            return {i: result[i] for i in diff}
+        raise ValueError(f"backward returned {len(result)} gradients; expected one per "
+                         f"differentiable input ({len(diff)}: "
+                         f"{[args.names[i] for i in diff]}) or one per input ({len(args.names)})")
+    if len(diff) == 1:
+        return {diff[0]: result}
+    raise ValueError(f"backward returned a single {type(result).__name__}; expected a tuple of "
+                     f"{len(diff)} gradients ({[args.names[i] for i in diff]})")

@@ -1,0 +1,228 @@
+"""The engine of the general checks: a hand-derived VJP judged against JAX and finite differences.
+
+Every single-function check (``check_vjp``, ``check_gradient``, ``check_loss``) is one call of
+``judge_vjp``: a user's ``forward``, its arguments, a cotangent ``c`` and the hand-derived
+gradients of the scalar ``phi(x) = <c, forward(x)>``, one per checked input. The engine
+
+1. asks the **sources of truth**: JAX's VJP (``autodiff.vjp``: the code traced as it is, or its
+   numpy run on JAX arrays) and finite differences of ``phi`` (``finite_differences``: a
+   five-point stencil per entry with its own error estimate and kink bracket; steps shrink where
+   a stencil leaves forward's domain);
+2. **judges** every entry three-way (``verdict.judge``): the same tolerances, kink rules and
+   doubt everywhere;
+3. **reports** one ``Row`` per input, its entries indexed in the input's own shape, with the
+   count and mask of the wrong ones.
+
+Large inputs (more than ``max_exhaustive`` entries) are screened along random unit directions.
+With JAX at hand, entries are still judged one by one against JAX, the directions check that
+JAX and finite differences agree, and the entries where hand and JAX disagree get stencils of
+their own (the worst ``TARGETED`` first): so a wrong entry is located, never reported as a
+direction's number. Without JAX a directional failure is reported as such ("along random
+direction d, entries not located").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import autodiff
+from .arguments import Arguments, Output
+from .finite_differences import (
+    FDEstimate,
+    choose_steps,
+    direction_stencils,
+    entry_stencils,
+    estimate_where_finite,
+)
+from .report import Row
+from .verdict import DOUBT, FAIL, FD_ALONE_NOTE, KINK, PASS, EntryVerdicts, judge
+
+__all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_vjp", "validate_gradient"]
+
+MAX_EXHAUSTIVE = 2_000
+"""Default: an input with at most this many entries gets a stencil per entry."""
+
+TARGETED = 256
+"""Directional mode: entries where hand and JAX disagree get stencils of their own, worst first,
+up to this many."""
+
+JAX_MODES = (True, False, "direct")
+
+
+def validate_gradient(value: object, shape: tuple[int, ...], name: str) -> np.ndarray | str:
+    """The hand-derived gradient of input ``name`` as float64, or why it cannot be compared."""
+    if value is None:
+        return f"backward returned None for input {name!r}"
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # an object numpy cannot read
+        return f"backward's gradient of {name!r} is not an array ({type(exc).__name__}: {exc})"
+    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.floating)
+                                    or np.issubdtype(arr.dtype, np.integer)):
+        return f"backward's gradient of {name!r} has dtype {arr.dtype}, expected a float array"
+    if arr.shape != shape:
+        return (f"wrong shape: backward gave {arr.shape} for input {name!r}, which has shape "
+                f"{shape}")
+    return arr if arr.dtype == np.float32 else arr.astype(np.float64)
+
+
+def _no_source(shape: tuple[int, ...]) -> FDEstimate:
+    nan = np.full(shape, np.nan)
+    return FDEstimate(nan, nan, np.zeros(shape, bool), nan, nan, nan, nan)
+
+
+def _unit_directions(rng: np.random.Generator, count: int, shape: tuple[int, ...]) -> np.ndarray:
+    u = rng.normal(size=(count, *shape))
+    norms = np.sqrt(np.sum(u.reshape(count, -1) ** 2, axis=1))
+    return u / norms.reshape(count, *([1] * len(shape)))
+
+
+def judge_vjp(
+    forward: Callable,
+    args: Arguments,
+    output: Output,
+    cotangent: tuple[np.ndarray | None, ...],
+    hand: dict[int, np.ndarray],
+    *,
+    fd: str = "auto",
+    jax: bool | str = True,
+    max_exhaustive: int = MAX_EXHAUSTIVE,
+    directions: int = 8,
+    rng: np.random.Generator,
+    term: Callable[[str], str] = lambda name: f"d{name}",
+) -> tuple[list[Row], list[str], str]:
+    """Judge the hand-derived gradients ``hand`` (input position -> float array shaped like
+    that input) of ``phi(x) = <cotangent, forward(x)>``.
+
+    Args:
+        forward, args: the user's function and its arguments (``arguments.Arguments``).
+        output: ``forward``'s output at ``args`` (flattened, ``arguments.Output``).
+        cotangent: one float64 array per output (None for non-float outputs).
+        hand: the gradients under test, validated (``validate_gradient``).
+        fd: "auto" (per entry up to ``max_exhaustive`` entries, else directions),
+            "exhaustive", "directional" or "none".
+        jax: True (trace forward as it is, else its numpy code on JAX arrays), "direct" (as it
+            is only) or False (leave JAX out).
+        directions: random unit directions per input in directional mode (seeded by ``rng``).
+        term: the row's term name from the input's name.
+
+    Returns:
+        ``(rows, notes, judged_by)``: one row per input of ``hand`` in input order, the report's
+        notes, and a short statement of which sources judged.
+    """
+    wrt = sorted(hand)
+    notes: list[str] = []
+    ad: dict[int, np.ndarray] | None = None
+    if jax is False:
+        jax_why = "JAX left out (jax=False)"
+    else:
+        ad, jax_why = autodiff.vjp(forward, args, cotangent, wrt, output,
+                                   lifted=jax != "direct")
+    notes.append(jax_why)
+    floor = output.pair_magnitude(cotangent)
+    phi0 = output.pair(cotangent)
+
+    rows = []
+    for i in wrt:
+        name = args.names[i]
+        x = args.values[i]
+
+        def phi(z: np.ndarray, i: int = i) -> float:
+            return Output.of(args.call(forward, replace={i: z})).pair(cotangent)
+
+        got, ref = hand[i], (None if ad is None else ad[i])
+        mode = fd if fd != "auto" else ("exhaustive" if x.size <= max_exhaustive
+                                        else "directional")
+        if mode == "directional":
+            row = _directional_row(phi, phi0, floor, x, got, ref, directions, rng,
+                                   term(name), name)
+        else:
+            if mode == "exhaustive":
+                values, steps = entry_stencils(phi, x, choose_steps(x), f0=phi0)
+                est = estimate_where_finite(values, steps, noise_floor=floor).reshape(x.shape)
+            else:
+                est = None if ref is not None else _no_source(x.shape)
+            row = Row.from_verdicts(None, term(name), "total", judge(got, ref, est),
+                                    input=name)
+        rows.append(row)
+
+    for r in rows:  # said once, in the headline
+        r.note = "; ".join(p for p in r.note.split("; ") if p and p != FD_ALONE_NOTE)
+    used = set().union(*(r.sources for r in rows))
+    if used == {"jax", "fd"}:
+        judged_by = "judged by JAX and finite differences"
+    elif used == {"fd"}:
+        judged_by = "judged by finite differences alone: " + (
+            "JAX left out" if jax is False else "JAX could not trace forward")
+    elif used == {"jax"}:
+        judged_by = "judged by JAX alone: finite differences " + (
+            "off" if fd == "none" else "had no finite value")
+    else:
+        judged_by = "no source of truth could judge"
+    return rows, notes, judged_by
+
+
+def _directional_row(phi, phi0, floor, x, got, ref, count, rng, term, name) -> Row:
+    """One input's row in directional mode (see the module docstring)."""
+    u = _unit_directions(rng, count, x.shape)
+    h = float(choose_steps(np.array(np.max(np.abs(x), initial=0.0))))
+    values, steps = direction_stencils(phi, x, u, h, f0=phi0)
+    est = estimate_where_finite(values, steps, noise_floor=floor)
+    flat_u = u.reshape(count, -1)
+
+    def project(a: np.ndarray) -> np.ndarray:
+        return flat_u @ np.asarray(a, dtype=np.float64).reshape(-1)
+
+    note = f"finite differences along {count} random unit directions"
+    if ref is not None:
+        scale = float(np.sqrt(np.vdot(ref, ref)))
+        jax_vs_fd = judge(project(ref), None, est, scale=scale)
+        if jax_vs_fd.count(FAIL) == 0:
+            return _located_row(phi, phi0, floor, x, got, ref, jax_vs_fd, term, name, note)
+        note += ("; JAX disagrees with finite differences along direction "
+                 f"{jax_vs_fd.worst_index()[0]}, so JAX was not used for this input")
+    scale = float(np.sqrt(np.vdot(got, got)))
+    verdicts = judge(project(got), None, est, scale=scale)
+    row = Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
+    row.direction = row.index[0] if row.index else None
+    row.index, row.mask, row.size = (), None, int(x.size)
+    row.wrong = 0
+    return row
+
+
+def _located_row(phi, phi0, floor, x, got, ref, jax_vs_fd: EntryVerdicts, term, name,
+                 note) -> Row:
+    """Directional mode with JAX confirmed along every direction: judge every entry against
+    JAX, and give the entries where hand and JAX disagree stencils of their own."""
+    verdicts = judge(got, ref, None)
+    status = verdicts.status
+    suspects = np.flatnonzero(status.reshape(-1) == FAIL)
+    if suspects.size:
+        ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
+        order = suspects[np.argsort(-ratio[suspects], kind="stable")]
+        chosen, rest = order[:TARGETED], order[TARGETED:]
+        values, steps = entry_stencils(phi, x, choose_steps(x), chosen, f0=phi0)
+        est = estimate_where_finite(values, steps, noise_floor=floor)
+        idx = np.unravel_index(chosen, x.shape)
+        three = judge(got[idx], ref[idx], est, scale=verdicts.scale)
+        status[idx] = three.status
+        verdicts.tolerance[idx] = three.tolerance
+        if rest.size:
+            # Beyond the cap, JAX alone: wrong only if finite differences already separated
+            # hand from JAX at some entry of this input.
+            rest_idx = np.unravel_index(rest, x.shape)
+            status[rest_idx] = FAIL if np.any(three.status == FAIL) else DOUBT
+            note += f"; {rest.size} more entries judged against JAX alone"
+        note += f"; {chosen.size} entries where hand and JAX disagree got stencils of their own"
+        verdicts.sources = ("jax", "fd")
+    # What the directions said of JAX carries over to the entries JAX settled.
+    settled = status == PASS
+    if jax_vs_fd.count(DOUBT):
+        status[settled] = DOUBT
+        note += "; finite differences could not confirm JAX along some direction"
+    elif jax_vs_fd.count(KINK):
+        note += "; a random direction crosses a kink (entries judged against JAX)"
+    verdicts.sources = ("jax", "fd")
+    return Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
