@@ -125,6 +125,9 @@ def dense_vjp(x: np.ndarray, w: np.ndarray, dv: np.ndarray) -> tuple[np.ndarray,
     return to_numpy(dx), to_numpy(dw)
 
 
+MAGNITUDE_PROBES = 2
+MAGNITUDE_SEED = 20261206
+
 PRIMAL_RTOL = 1e-8
 """JAX's forward must reproduce numpy's to 1e-8 of each output's largest entry before its
 derivative is trusted: the same float64 operations in another order agree to ~1e-15; a code
@@ -144,6 +147,7 @@ def vjp(
     expected: Output,
     *,
     lifted: bool = True,
+    magnitudes: dict[int, np.ndarray] | None = None,
 ) -> tuple[dict[int, np.ndarray] | None, str]:
     """JAX's vector-Jacobian product of a user's ``forward`` at ``args``, for the inputs ``wrt``.
 
@@ -154,9 +158,14 @@ def vjp(
     derivative is used.
 
     Returns:
-        ``({input position: gradient}, how)`` or ``(None, why not)``.
+        ``({input position: gradient}, how)`` or ``(None, why not)``. When JAX succeeds and
+        ``magnitudes`` is a dict, it receives per input the size of the terms each entry of the
+        gradient is a sum of (estimated by ``MAGNITUDE_PROBES`` sign-scrambled cotangents), for
+        the rounding part of the tolerance (``verdict.judge``'s ``magnitude``).
     """
     kept = [j for j, a in enumerate(expected.arrays) if a is not None and cotangent[j] is not None]
+    if magnitudes is None:
+        magnitudes = {}
     if not kept:
         return None, "forward has no floating output to differentiate"
 
@@ -183,7 +192,21 @@ def vjp(
                     raise ValueError(f"JAX's forward gives other values than numpy's (largest "
                                      f"difference {gap:.2e} on outputs of size {scale:.2e})")
             grads = pull(tuple(jnp.asarray(cotangent[j]) for j in kept))
-        return {i: to_numpy(g) for i, g in zip(wrt, grads)}
+            out = {i: to_numpy(g) for i, g in zip(wrt, grads)}
+            # Rounding magnitudes: the same pullback with the cotangent's signs scrambled.
+            # Structure can make an entry of J^T c cancel to ~0 for this c (a batchnorm's dx
+            # vanishes when c is affine in x); with random signs the terms no longer cancel, so
+            # |J^T (c r)| estimates the size of the terms each entry sums (their 2-norm: at
+            # least the largest term, at most their sum).
+            rng = np.random.default_rng(MAGNITUDE_SEED)
+            for i in wrt:
+                magnitudes[i] = np.abs(out[i])
+            for _ in range(MAGNITUDE_PROBES):
+                signs = [rng.choice([-1.0, 1.0], size=np.shape(cotangent[j])) for j in kept]
+                probe = pull(tuple(jnp.asarray(cotangent[j] * r) for j, r in zip(kept, signs)))
+                for i, g in zip(wrt, probe):
+                    magnitudes[i] = np.maximum(magnitudes[i], np.abs(to_numpy(g)))
+        return out
 
     try:
         return attempt(forward), "JAX traced forward as it is"

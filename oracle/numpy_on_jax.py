@@ -1,0 +1,877 @@
+"""Run plain numpy code on JAX arrays, so that JAX can differentiate it exactly.
+
+A student's forward is written with numpy: ``np.exp(x)``, ``out = np.zeros((N, M))`` filled
+in Python loops, ``x[i] += v``, fancy indexing, ``np.add.at``. ``jax.vjp`` cannot trace such
+code directly (``np.exp`` of a tracer raises, a numpy buffer cannot hold one). ``lift(fn)``
+runs the *unchanged* code on :class:`Lifted` wrappers of JAX arrays instead::
+
+    out, vjp = jax.vjp(lift(user_forward), *jax_float_inputs)
+
+How it works:
+
+* ``Lifted`` implements numpy's dispatch protocols (NEP 13 ``__array_ufunc__``, NEP 18
+  ``__array_function__``): ``np.exp(x)``, ``np.add.reduce``, ``np.add.at``, ``np.pad``,
+  ``np.linalg.norm`` ... called with a ``Lifted`` are answered by the ``jax.numpy`` function of
+  the same name (and submodule). Operators (``+ @ ** < ...``, in-place ones too) go through the
+  same ufunc path.
+* ``Lifted`` is mutable although JAX arrays are not: ``x[idx] = v`` rebinds the wrapped value
+  to ``x.value.at[idx].set(v)``. Basic indexing (ints, slices, ``None``, ``...``), ``.T``,
+  ``transpose``, ``reshape``, ``ravel``, ``squeeze`` and ``swapaxes`` return *views* as numpy
+  does: writing into ``out[n]`` (``out[n][f] = ...``, ``row = out[i]; row += v``) writes into
+  ``out``.
+* Array-creation functions take no array argument, so numpy cannot dispatch them. While a
+  lifted function runs, ``numpy.zeros``, ``empty``, ``ones``, ``full``, their ``*_like``
+  forms, ``array``, ``asarray``, ``asanyarray`` and ``ascontiguousarray`` are temporarily
+  replaced in the ``numpy`` module: floating-point buffers come back as mutable ``Lifted``
+  arrays, and ``np.array([a, b])`` of ``Lifted`` entries stacks them. This is what makes
+  ``out = np.zeros((N, M)); out[i] = ...`` differentiable. Integer and boolean buffers (index
+  arrays, masks) stay plain numpy arrays. The replacement only acts for the thread running the
+  lifted function, and only when called from code outside numpy and JAX themselves (their
+  internal ``np.zeros`` calls get the real one); in every other case it calls the real
+  function. It is installed by the first active lifted call (any thread) under a lock, and
+  removed in ``finally`` by the last one, so nested and concurrent lifted calls are safe.
+* Integer and boolean results that do not depend on a differentiated input (``x > 0``,
+  ``np.argmax(x)``) come back as plain numpy arrays; ``bool``/``int`` of a value that does
+  depend on one use its concrete value (eager ``jax.vjp``, not under ``jit``), so Python
+  ``if``/``max`` on data take the branch numpy would take.
+
+Limits (each raises ``UntraceableError`` naming the call, never a silently wrong derivative):
+
+* a numpy function with no ``jax.numpy`` counterpart (``np.lib.stride_tricks`` ...), or one
+  numpy does not dispatch that converts its argument to a plain array (``np.vectorize``,
+  ``np.frompyfunc``, ``np.sum`` of a *list* of lifted arrays);
+* ``float(x)``/``x.item()``/``math.exp(x)`` of a value being differentiated (it would drop the
+  derivative); writing such a value into a plain numpy array (a buffer that was not made by
+  one of the redirected functions, e.g. imported as ``from numpy import zeros``);
+* ndarray attributes and methods ``Lifted`` does not have (``x.flags``, ``x.view`` ...);
+* under ``jax.jit``, any Python control flow on traced values.
+
+Not detected (documented differences from numpy): ``isinstance(x, np.ndarray)`` is False for a
+lifted array; results of other view-returning numpy functions (``np.expand_dims``,
+``np.broadcast_to``, ``np.moveaxis`` ...) are copies, so writes into them do not reach the
+original; ``reshape`` of a non-contiguous view is a view here (numpy copies); out-of-bounds
+indices are clamped by JAX instead of raising; with repeated indices in ``x[idx] = v`` which
+write wins is unspecified; ``np.random.*`` is left alone (pass fixed masks instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import linecache
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from .jax_support import UntraceableError, jax, jnp
+
+__all__ = ["Lifted", "UntraceableError", "lift"]
+
+# Modules whose own numpy calls must never see a Lifted (checked by module name prefix).
+_LIBRARIES = ("jax", "jaxlib", "numpy", "ml_dtypes", "scipy", "opt_einsum", __name__)
+# JAX's errors for Python control flow / conversions on traced values.
+_TRACE_ERRORS = (
+    jax.errors.ConcretizationTypeError,  # includes TracerBoolConversionError
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.UnexpectedTracerError,
+)
+# Failures of a jax.numpy counterpart called with numpy's arguments: the call cannot be lifted.
+_CALL_ERRORS = (TypeError, ValueError, NotImplementedError)
+# Fallbacks for ufunc.reduce when the jax.numpy function is not a jnp.ufunc.
+_REDUCTIONS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min",
+               "logical_and": "all", "logical_or": "any"}
+
+
+# --------------------------------------------------------------------------------------------
+# Where a failure happened, for one-line error messages
+# --------------------------------------------------------------------------------------------
+
+def _is_library(frame: FrameType) -> bool:
+    module = frame.f_globals.get("__name__", "") or ""
+    return any(module == p or module.startswith(p + ".") for p in _LIBRARIES)
+
+
+def _describe(frame: FrameType | None, lineno: int | None = None) -> str:
+    """``file.py:12 `source line``` of the first frame (outward) outside the libraries."""
+    while frame is not None and _is_library(frame):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    line_number = lineno if lineno is not None else frame.f_lineno
+    filename = frame.f_code.co_filename
+    source = linecache.getline(filename, line_number).strip()
+    where = f"{os.path.basename(filename)}:{line_number}"
+    return f" (at {where}: `{source}`)" if source else f" (at {where})"
+
+
+def _caller() -> str:
+    """The user's line that led to the current call (skipping numpy, JAX and this module)."""
+    return _describe(sys._getframe(1))
+
+
+def _location_in(tb: Any) -> str:
+    """The innermost user-code line of a traceback."""
+    last: tuple[FrameType, int] | None = None
+    for frame, lineno in traceback.walk_tb(tb):
+        if not _is_library(frame):
+            last = (frame, lineno)
+    return _describe(*last) if last else ""
+
+
+def _untraceable(what: str, reason: str, where: str = "") -> UntraceableError:
+    return UntraceableError(f"{what} cannot be lifted to JAX: {reason}{where}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _numpy_name(func: Any) -> str:
+    """``np.linalg.norm`` for numpy.linalg.norm."""
+    module = (getattr(func, "__module__", None) or "numpy").removeprefix("numpy").strip(".")
+    return "np." + (module + "." if module else "") + func.__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Wrapping and unwrapping
+# --------------------------------------------------------------------------------------------
+
+def _is_tracer(value: Any) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def _wrap(result: Any) -> Any:
+    """A jax.numpy result as numpy code expects it.
+
+    Arrays that carry a derivative (tracers) or are floating become ``Lifted``; concrete
+    integer/boolean arrays become plain numpy arrays (numpy scalars when 0-d), so they index
+    and mask as in numpy. Tuples, lists and dicts are wrapped entry by entry.
+    """
+    if isinstance(result, jax.Array):
+        if _is_tracer(result) or jnp.issubdtype(result.dtype, jnp.inexact):
+            return Lifted(result)
+        plain = np.asarray(result)
+        return plain[()] if plain.ndim == 0 else plain
+    if isinstance(result, tuple) and hasattr(result, "_fields"):  # namedtuple (slogdet, svd)
+        return type(result)(*(_wrap(r) for r in result))
+    if isinstance(result, (tuple, list)):
+        return type(result)(_wrap(r) for r in result)
+    if isinstance(result, dict):
+        return {k: _wrap(v) for k, v in result.items()}
+    return result
+
+
+def _unwrap(obj: Any) -> Any:
+    """``Lifted`` values (recursively in tuples, lists and dicts) as their JAX values."""
+    if isinstance(obj, Lifted):
+        return obj.value
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_unwrap(o) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_unwrap(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v) for k, v in obj.items()}
+    return obj
+
+
+def _contains_lifted(obj: Any) -> bool:
+    if isinstance(obj, Lifted):
+        return True
+    if isinstance(obj, (tuple, list)):
+        return any(_contains_lifted(o) for o in obj)
+    return False
+
+
+def _operand(obj: Any) -> Any:
+    """An array-like ufunc operand for jax.numpy (which refuses Python lists)."""
+    if isinstance(obj, (tuple, list)):
+        return jnp.array(_unwrap(obj)) if _contains_lifted(obj) else np.asarray(obj)
+    return _unwrap(obj)
+
+
+def _index(key: Any) -> Any:
+    """A numpy index for jax.numpy: lists become arrays (numpy's fancy indexing)."""
+    if isinstance(key, tuple):
+        return tuple(_index(k) for k in key)
+    if isinstance(key, list):
+        return _operand(key)
+    return _unwrap(key)
+
+
+def _is_basic(key: Any) -> bool:
+    """Whether numpy answers ``a[key]`` with a view (ints, slices, None, Ellipsis only)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return all(
+        isinstance(p, (slice, type(None), type(Ellipsis)))
+        or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)))
+        for p in parts
+    )
+
+
+def _is_element(key: Any, ndim: int) -> bool:
+    """Whether ``a[key]`` is a single element (numpy returns a scalar copy, not a view)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return len(parts) == ndim and all(isinstance(p, (int, np.integer)) for p in parts)
+
+
+def _slice_plan(key: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple, tuple] | None:
+    """``(starts, sizes, result shape)`` of a basic key, or None unless all steps are 1.
+
+    Basic indexing is done with ``lax.dynamic_slice``/``dynamic_update_slice`` and the start
+    indices as operands: eager JAX then compiles one slice (and one transposed slice in the
+    backward pass) per shape, not one per position, which is what keeps Python loops over
+    windows (a naive convolution) fast. Bounds are checked as numpy does.
+    """
+    parts = key if isinstance(key, tuple) else (key,)
+    indexing = sum(p is not None and p is not Ellipsis for p in parts)
+    ellipses = sum(p is Ellipsis for p in parts)
+    if ellipses > 1 or indexing > len(shape):
+        return None
+    rest = [slice(None)] * (len(shape) - indexing)
+    expanded: list[Any] = []
+    for p in parts:
+        expanded.extend(rest if p is Ellipsis else [p])
+    if not ellipses:
+        expanded.extend(rest)
+    starts: list[int] = []
+    sizes: list[int] = []
+    result: list[int] = []
+    for p in expanded:
+        if p is None:
+            result.append(1)
+            continue
+        dim = shape[len(starts)]
+        if isinstance(p, slice):
+            start, stop, step = p.indices(dim)
+            if step != 1 or stop <= start:
+                return None
+            starts.append(start)
+            sizes.append(stop - start)
+            result.append(stop - start)
+        else:
+            if not -dim <= int(p) < dim:
+                raise IndexError(f"index {int(p)} is out of bounds for axis {len(starts)} "
+                                 f"with size {dim}")
+            starts.append(int(p) % dim)
+            sizes.append(1)
+    return np.asarray(starts, dtype=np.int64), tuple(sizes), tuple(result)
+
+
+def _basic_get_put(key: Any, value: Any) -> tuple[Callable, Callable, tuple[int, ...]]:
+    """Read and write functions of ``value[key]`` for a basic key, and its shape."""
+    plan = _slice_plan(key, value.shape)
+    if plan is None:
+        return (lambda v: v[key]), (lambda v, new: v.at[key].set(new)), value[key].shape
+    starts, sizes, result = plan
+
+    def get(v: Any) -> Any:
+        part = jax.lax.dynamic_slice(v, starts, sizes, allow_negative_indices=False)
+        return part if sizes == result else jnp.reshape(part, result)
+
+    def put(v: Any, new: Any) -> Any:
+        new = new if sizes == result else jnp.reshape(new, sizes)
+        return jax.lax.dynamic_update_slice(v, new, starts, allow_negative_indices=False)
+
+    return get, put, result
+
+
+def _floating(dtype: Any) -> bool:
+    return np.dtype(dtype).kind in "fc"
+
+
+def _write_out(target: Any, result: Any, what: str) -> Any:
+    """Store ``result`` into a numpy ``out=`` argument, as numpy would, and return it."""
+    if isinstance(target, Lifted):
+        target._assign(result)
+        return target
+    if isinstance(target, np.ndarray):
+        if _is_tracer(result):
+            raise _untraceable(what, "out= is a plain numpy array and cannot hold a value "
+                               "being differentiated", _caller())
+        target[...] = np.asarray(result)
+        return target
+    raise _untraceable(what, f"unsupported out= of type {type(target).__name__}", _caller())
+
+
+# --------------------------------------------------------------------------------------------
+# The wrapper
+# --------------------------------------------------------------------------------------------
+
+class Lifted(NDArrayOperatorsMixin):
+    """A mutable numpy-like array holding a JAX value (possibly a tracer).
+
+    Either a root, owning its value, or a view of another ``Lifted`` (its value is computed
+    from the base's, and writing into it writes into the base). ``value`` is the JAX array.
+    """
+
+    __slots__ = ("_base", "_get", "_put", "_root", "_value", "_version")
+    __array_priority__ = 1000.0
+
+    def __init__(self, value: Any) -> None:
+        self._value = value if isinstance(value, jax.Array) else jnp.asarray(value)
+        self._version = 0
+        self._base: Lifted | None = None
+        self._root: Lifted = self
+        self._get: Callable[[Any], Any] | None = None
+        self._put: Callable[[Any, Any], Any] | None = None
+
+    @classmethod
+    def _view(cls, base: Lifted, get: Callable[[Any], Any],
+              put: Callable[[Any, Any], Any]) -> Lifted:
+        """A view of ``base``: ``get(base value)`` reads it, ``put(base value, new)`` writes."""
+        view = cls.__new__(cls)
+        view._base, view._root, view._get, view._put = base, base._root, get, put
+        view._value = get(base.value)
+        view._version = base._root._version
+        return view
+
+    # -- the value ---------------------------------------------------------------------------
+
+    @property
+    def value(self) -> Any:
+        """The current JAX value (recomputed from the base for a view written through)."""
+        if self._base is not None and self._version != self._root._version:
+            self._value = self._get(self._base.value)
+            self._version = self._root._version
+        return self._value
+
+    def _assign(self, new: Any) -> None:
+        """Replace the whole value (cast and broadcast as numpy's ``a[...] = new``)."""
+        new = _unwrap(new)
+        if not isinstance(new, jax.Array) or new.dtype != self._value.dtype:
+            new = jnp.asarray(new, dtype=self._value.dtype)
+        if new.shape != self._value.shape:
+            new = jnp.broadcast_to(new, self._value.shape)
+        if self._base is None:
+            self._value = new
+            self._version += 1
+        else:
+            self._base._assign(self._put(self._base.value, new))
+            self._value, self._version = new, self._root._version
+
+    # -- numpy's protocols -------------------------------------------------------------------
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        value = self.value
+        if _is_tracer(value):
+            raise _untraceable("this numpy call", "it needs a plain numpy array of a value "
+                               "being differentiated", _caller())
+        return np.asarray(value, dtype=dtype)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        name = ufunc.__name__
+        what = f"np.{name}" if method == "__call__" else f"np.{name}.{method}"
+        jfn = getattr(jnp, name, None)
+        if jfn is None:
+            raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+        if method == "at":
+            return _ufunc_at(jfn, what, *inputs)
+        out = kwargs.pop("out", None)
+        where = kwargs.pop("where", True)
+        dtype = kwargs.pop("dtype", None) if method == "__call__" else None
+        args = [_operand(x) for x in inputs]
+        try:
+            if method == "__call__":
+                result = jfn(*args, **kwargs)
+                if dtype is not None:
+                    result = result.astype(dtype)
+            elif method in ("reduce", "accumulate", "outer"):
+                if where is not True:
+                    kwargs["where"] = _operand(where)
+                    where = True
+                if isinstance(jfn, jnp.ufunc):
+                    result = getattr(jfn, method)(*args, **kwargs)
+                elif method == "reduce" and name in _REDUCTIONS:
+                    result = getattr(jnp, _REDUCTIONS[name])(*args, **kwargs)
+                else:
+                    raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+            else:
+                raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+            if where is not True:
+                if out is None:
+                    raise _untraceable(what, "where= without out= leaves entries undefined",
+                                       _caller())
+                result = jnp.where(_operand(where), result, _unwrap(out[0]))
+        except _CALL_ERRORS as exc:
+            raise _untraceable(what, _first_line(exc), _caller()) from None
+        if out is not None:
+            results = result if isinstance(result, tuple) else (result,)
+            written = tuple(_write_out(t, r, what) for t, r in zip(out, results))
+            return written[0] if len(written) == 1 else written
+        return _wrap(result)
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        what = _numpy_name(func)
+        special = _SPECIAL.get(what)
+        if special is not None:
+            return special(*args, **kwargs)
+        jfn = _jax_counterpart(func)
+        if jfn is None:
+            raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+        kwargs = dict(kwargs)
+        out = kwargs.pop("out", None)
+        try:
+            if "inplace" in _parameters(jfn):  # np.fill_diagonal, np.put, np.place
+                target = args[0]
+                result = jfn(*_unwrap(args), **_unwrap(kwargs), inplace=False)
+                _write_out(target, result, what)
+                return None
+            result = jfn(*_unwrap(args), **_unwrap(kwargs))
+        except _CALL_ERRORS as exc:
+            raise _untraceable(what, _first_line(exc), _caller()) from None
+        if out is not None:
+            return _write_out(out, result, what)
+        return _wrap(result)
+
+    # -- Python's conversions ----------------------------------------------------------------
+
+    def _concrete(self, convert: Callable[[Any], Any], what: str) -> Any:
+        try:
+            return convert(self.value)
+        except _TRACE_ERRORS as exc:
+            raise _untraceable(what, "Python needs the concrete value of a traced array "
+                               f"({type(exc).__name__})", _caller()) from None
+
+    def __bool__(self) -> bool:
+        return self._concrete(bool, "bool() (an `if`/`while` on an array)")
+
+    def __int__(self) -> int:
+        return self._concrete(int, "int()")
+
+    def __index__(self) -> int:
+        return self._concrete(lambda v: v.__index__(), "an array used as an index")
+
+    def __float__(self) -> float:
+        if _is_tracer(self.value):
+            raise _untraceable("float()", "it would drop the derivative of a value being "
+                               "differentiated", _caller())
+        return float(self.value)
+
+    def item(self, *args: Any) -> Any:
+        """The Python scalar, only when it carries no derivative (or is integer/boolean)."""
+        value = self.value
+        if _is_tracer(value) and jnp.issubdtype(value.dtype, jnp.inexact):
+            raise _untraceable(".item()", "it would drop the derivative of a value being "
+                               "differentiated", _caller())
+        return self._concrete(lambda v: v.item(*args), ".item()")
+
+    def tolist(self) -> Any:
+        """Nested Python lists, only when the value carries no derivative."""
+        if _is_tracer(self.value):
+            raise _untraceable(".tolist()", "it would drop the derivative of a value being "
+                               "differentiated", _caller())
+        return np.asarray(self.value).tolist()
+
+    def __repr__(self) -> str:
+        return f"Lifted({self.value!r})"
+
+    def __copy__(self) -> Lifted:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict) -> Lifted:
+        return self.copy()
+
+    # -- container protocol ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, key: Any) -> Any:
+        key = _index(key)
+        if not _is_basic(key):
+            return _wrap(self.value[key])
+        get, put, _ = _basic_get_put(key, self._value)
+        if _is_element(key, self.ndim):  # numpy gives a scalar: a copy
+            return _wrap(get(self.value))
+        return Lifted._view(self, get, put)
+
+    def __setitem__(self, key: Any, new: Any) -> None:
+        key = _index(key)
+        new = _operand(new)
+        if not isinstance(new, jax.Array) or new.dtype != self._value.dtype:
+            new = jnp.asarray(new, dtype=self._value.dtype)
+        if _is_basic(key):
+            _, put, shape = _basic_get_put(key, self._value)
+            if new.shape != shape:
+                new = jnp.broadcast_to(new, shape)
+            self._assign(put(self.value, new))
+        else:
+            self._assign(self.value.at[key].set(new))
+
+    # -- attributes --------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._value.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self._value.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._value.dtype)
+
+    @property
+    def T(self) -> Lifted:  # noqa: N802  (numpy's name)
+        return self.transpose()
+
+    # -- views -------------------------------------------------------------------------------
+
+    def transpose(self, *axes: Any) -> Lifted:
+        """A view with permuted axes, like ``ndarray.transpose``."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        order = tuple(range(self.ndim))[::-1] if not axes else tuple(
+            int(a) % self.ndim for a in axes)
+        inverse = tuple(int(i) for i in np.argsort(order))
+        return Lifted._view(self, lambda v: jnp.transpose(v, order),
+                            lambda v, new: jnp.transpose(new, inverse))
+
+    def reshape(self, *shape: Any, order: str = "C") -> Lifted:
+        """A view with another shape, like ``ndarray.reshape`` (C order only)."""
+        if order != "C":
+            raise _untraceable(f".reshape(order={order!r})", "only C order", _caller())
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Lifted._view(self, lambda v: jnp.reshape(v, shape),
+                            lambda v, new: jnp.reshape(new, v.shape))
+
+    def ravel(self, order: str = "C") -> Lifted:
+        """A flat view, like ``ndarray.ravel``."""
+        return self.reshape(-1, order=order)
+
+    def squeeze(self, axis: Any = None) -> Lifted:
+        """A view without length-1 axes, like ``ndarray.squeeze``."""
+        return self.reshape(jnp.squeeze(self._value, axis).shape)
+
+    def swapaxes(self, axis1: int, axis2: int) -> Lifted:
+        """A view with two axes exchanged, like ``ndarray.swapaxes``."""
+        order = list(range(self.ndim))
+        order[axis1], order[axis2] = order[axis2], order[axis1]
+        return self.transpose(order)
+
+    # -- copies and in-place methods ---------------------------------------------------------
+
+    def copy(self, order: str = "C") -> Lifted:
+        """An independent copy."""
+        return Lifted(self.value)
+
+    def flatten(self, order: str = "C") -> Lifted:
+        """A flat copy."""
+        return Lifted(jnp.ravel(self.value))
+
+    def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:
+        """A copy converted to ``dtype`` (integer results come back as numpy arrays)."""
+        return _wrap(self.value.astype(dtype))
+
+    def fill(self, new: Any) -> None:
+        """Set every entry to ``new`` in place."""
+        self._assign(new)
+
+    def sort(self, axis: int = -1, *args: Any, **kwargs: Any) -> None:
+        """Sort in place."""
+        self._assign(jnp.sort(self.value, axis=axis))
+
+
+def _numpy_method(name: str) -> Callable[..., Any]:
+    """``x.name(*args)`` as ``np.name(x, *args)``, which dispatches to jax.numpy."""
+    function = getattr(np, name)
+
+    def method(self: Lifted, *args: Any, **kwargs: Any) -> Any:
+        return function(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"Like ``ndarray.{name}`` (``np.{name}`` on jax.numpy)."
+    return method
+
+
+for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "std", "var", "prod", "cumsum",
+              "cumprod", "clip", "dot", "round", "any", "all", "argsort", "nonzero", "repeat",
+              "trace", "diagonal", "conj", "conjugate"):
+    setattr(Lifted, _name, _numpy_method(_name))
+del _name
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch helpers
+# --------------------------------------------------------------------------------------------
+
+def _jax_counterpart(func: Any) -> Any:
+    """``jnp.<sub>.<name>`` for ``numpy.<sub>.<name>`` (only numpy, linalg and fft)."""
+    module = getattr(func, "__module__", None) or "numpy"
+    namespaces = {"numpy": jnp, "numpy.linalg": jnp.linalg, "numpy.fft": jnp.fft}
+    namespace = namespaces.get(module)
+    if namespace is None:
+        return None
+    return getattr(namespace, func.__name__, None)
+
+
+@functools.cache
+def _parameters(fn: Any) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+def _ufunc_at(jfn: Any, what: str, a: Any, indices: Any, *rest: Any) -> None:
+    """``np.add.at(a, indices, b)``: a functional scatter (``.at[indices].add``) into ``a``."""
+    if not isinstance(jfn, jnp.ufunc):
+        raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+    if not isinstance(a, Lifted):
+        raise _untraceable(what, "the buffer is a plain numpy array and cannot hold a value "
+                           "being differentiated", _caller())
+    try:
+        new = jfn.at(a.value, _index(indices), *(_operand(b) for b in rest), inplace=False)
+    except _CALL_ERRORS as exc:
+        raise _untraceable(what, _first_line(exc), _caller()) from None
+    a._assign(new)
+
+
+def _np_reshape(a: Lifted, shape: Any = None, order: str = "C", *, newshape: Any = None,
+                copy: bool | None = None) -> Lifted:
+    return a.reshape(shape if shape is not None else newshape, order=order)
+
+
+def _np_clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, *, min: Any = None,
+             max: Any = None, **kwargs: Any) -> Any:
+    lo = min if a_min is None else a_min
+    hi = max if a_max is None else a_max
+    result = jnp.clip(_operand(a), _operand(lo), _operand(hi))
+    return _write_out(out, result, "np.clip") if out is not None else _wrap(result)
+
+
+def _np_copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> None:
+    value = _operand(src)
+    if where is not True:
+        value = jnp.where(_operand(where), value, _operand(dst))
+    _write_out(dst, jnp.broadcast_to(value, np.shape(dst)), "np.copyto")
+
+
+def _np_putmask(a: Any, mask: Any, values: Any) -> None:
+    a_value = _operand(a)
+    mask = np.asarray(_unwrap(mask), dtype=bool)
+    flat = jnp.resize(jnp.ravel(_operand(values)), a_value.size)
+    new = jnp.where(mask, jnp.reshape(flat, a_value.shape), a_value)
+    _write_out(a, new, "np.putmask")
+
+
+# numpy functions answered here rather than by the jnp function of the same name: views (numpy
+# returns one, and writes through it must reach the original), different keywords, in-place.
+_SPECIAL: dict[str, Callable[..., Any]] = {
+    "np.transpose": lambda a, axes=None: a.transpose(axes),
+    "np.reshape": _np_reshape,
+    "np.ravel": lambda a, order="C": a.ravel(order),
+    "np.squeeze": lambda a, axis=None: a.squeeze(axis),
+    "np.swapaxes": lambda a, axis1, axis2: a.swapaxes(axis1, axis2),
+    "np.clip": _np_clip,
+    "np.copyto": _np_copyto,
+    "np.putmask": _np_putmask,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Redirecting numpy's array-creation functions while a lifted function runs
+# --------------------------------------------------------------------------------------------
+
+def _shape_dtype_of(a: Any, dtype: Any, shape: Any) -> tuple[Any, np.dtype]:
+    if isinstance(a, Lifted):
+        a_shape, a_dtype = a.shape, a.dtype
+    else:
+        plain = np.asarray(a)
+        a_shape, a_dtype = plain.shape, plain.dtype
+    return (a_shape if shape is None else shape,
+            np.dtype(a_dtype if dtype is None else dtype))
+
+
+def _zeros(shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> Any:
+    return Lifted(jnp.zeros(shape, np.dtype(dtype))) if _floating(dtype) else NotImplemented
+
+
+def _ones(shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> Any:
+    return Lifted(jnp.ones(shape, np.dtype(dtype))) if _floating(dtype) else NotImplemented
+
+
+def _full(shape: Any, fill_value: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
+    if _contains_lifted(fill_value):
+        return Lifted(jnp.full(shape, _operand(fill_value), dtype))
+    resolved = np.result_type(fill_value) if dtype is None else np.dtype(dtype)
+    return Lifted(jnp.full(shape, fill_value, resolved)) if _floating(resolved) else (
+        NotImplemented)
+
+
+def _like(make: Callable[..., Any]) -> Callable[..., Any]:
+    def like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+             shape: Any = None, **kwargs: Any) -> Any:
+        shape, dtype = _shape_dtype_of(a, dtype, shape)
+        return Lifted(make(shape, dtype)) if _floating(dtype) else NotImplemented
+    return like
+
+
+def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
+               subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
+    shape, resolved = _shape_dtype_of(a, dtype, shape)
+    if _contains_lifted(fill_value) or _floating(resolved):
+        return Lifted(jnp.full(shape, _operand(fill_value), resolved))
+    return NotImplemented
+
+
+def _array(obj: Any, dtype: Any = None, *args: Any, copy: bool = True, ndmin: int = 0,
+           **kwargs: Any) -> Any:
+    if not _contains_lifted(obj):
+        return NotImplemented
+    value = jnp.array(_unwrap(obj), dtype=dtype)
+    if value.ndim < ndmin:
+        value = jnp.reshape(value, (1,) * (ndmin - value.ndim) + value.shape)
+    return Lifted(value)
+
+
+def _asarray(obj: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(obj, Lifted) and (dtype is None or np.dtype(dtype) == obj.dtype):
+        return obj
+    return _array(obj, dtype)
+
+
+_CREATORS: dict[str, Callable[..., Any]] = {
+    "zeros": _zeros,
+    "empty": _zeros,  # numpy's content is arbitrary; zeros is one valid choice
+    "ones": _ones,
+    "full": _full,
+    "zeros_like": _like(jnp.zeros),
+    "empty_like": _like(jnp.zeros),
+    "ones_like": _like(jnp.ones),
+    "full_like": _full_like,
+    "array": _array,
+    "asarray": _asarray,
+    "asanyarray": _asarray,
+    "ascontiguousarray": _asarray,
+}
+
+_LOCK = threading.Lock()
+_ACTIVE: dict[int, int] = {}  # thread id -> depth of nested lifted calls on that thread
+_ORIGINALS: dict[str, Any] = {}  # numpy's functions while the replacements are installed
+
+
+def _replacement(name: str, real: Any) -> Any:
+    make = _CREATORS[name]
+
+    @functools.wraps(real)
+    def replacement(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() in _ACTIVE and not _is_library(sys._getframe(1)):
+            result = make(*args, **kwargs)
+            if result is not NotImplemented:
+                return result
+        return real(*args, **kwargs)
+
+    return replacement
+
+
+@contextlib.contextmanager
+def _creation_redirected() -> Iterator[None]:
+    """Redirect numpy's creation functions for this thread while the block runs."""
+    ident = threading.get_ident()
+    with _LOCK:
+        if not _ACTIVE:
+            for name in _CREATORS:
+                real = getattr(np, name)
+                _ORIGINALS[name] = real
+                setattr(np, name, _replacement(name, real))
+        _ACTIVE[ident] = _ACTIVE.get(ident, 0) + 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _ACTIVE[ident] -= 1
+            if not _ACTIVE[ident]:
+                del _ACTIVE[ident]
+            if not _ACTIVE:
+                for name, real in _ORIGINALS.items():
+                    setattr(np, name, real)
+                _ORIGINALS.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------------------------
+
+def _wrap_input(obj: Any) -> Any:
+    if isinstance(obj, jax.Array):
+        return Lifted(obj)
+    if isinstance(obj, (tuple, list)) and not hasattr(obj, "_fields"):
+        return type(obj)(_wrap_input(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _wrap_input(v) for k, v in obj.items()}
+    return obj
+
+
+def _unwrap_output(obj: Any) -> Any:
+    if isinstance(obj, Lifted):
+        return obj.value
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_unwrap_output(o) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_unwrap_output(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap_output(v) for k, v in obj.items()}
+    if isinstance(obj, (np.ndarray, np.generic, float, int, complex)):
+        return jnp.asarray(obj)
+    return obj
+
+
+def lift(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn written with numpy -> the same function of JAX arrays, differentiable by jax.vjp.
+
+    Positional and keyword arguments that are JAX arrays (or tracers) are wrapped; other
+    arguments (ints, numpy integer/bool arrays used as labels/masks, Python objects) pass as
+    they are. The result (an array, or a tuple/list/dict of arrays, or a Python float) is
+    unwrapped to JAX arrays. Raises jax_support.UntraceableError with a one-line reason naming
+    the numpy call that could not be lifted.
+    """
+
+    @functools.wraps(fn)
+    def lifted(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(_wrap_input(a) for a in args)
+        kwargs = {k: _wrap_input(v) for k, v in kwargs.items()}
+        with _creation_redirected():
+            try:
+                result = fn(*args, **kwargs)
+            except UntraceableError:
+                raise
+            except _TRACE_ERRORS as exc:
+                raise _untraceable("this code", f"{type(exc).__name__}: {_first_line(exc)}",
+                                   _location_in(exc.__traceback__)) from None
+            except AttributeError as exc:
+                if not isinstance(getattr(exc, "obj", None), Lifted):
+                    raise
+                raise _untraceable(f"ndarray.{exc.name}", "not supported on lifted arrays",
+                                   _location_in(exc.__traceback__)) from None
+            except TypeError as exc:
+                if "Lifted" not in str(exc):
+                    raise
+                raise _untraceable("this code", _first_line(exc),
+                                   _location_in(exc.__traceback__)) from None
+        return _unwrap_output(result)
+
+    return lifted
+
