@@ -9,6 +9,7 @@ made.
 
 from .function_check import check_activation, check_gradient, check_loss
 from .jax_support import assert_x64  # noqa: F401  (first: x64 before any JAX array)
+from .layers_check import check_layers
 from .network_check import check_network
 from .report import Report, Row
 from .vjp_check import check_vjp
@@ -18,6 +19,7 @@ __all__ = [
     "Row",
     "check_activation",
     "check_gradient",
+    "check_layers",
     "check_loss",
     "check_network",
     "check_vjp",

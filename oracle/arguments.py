@@ -19,6 +19,7 @@ them, once:
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,13 @@ def _is_float_array(value: object) -> bool:
 
 
 def _copy(value: object) -> object:
-    return value.copy() if isinstance(value, np.ndarray) else value
+    """A private copy of an argument: arrays, and containers that code may write into (a
+    CS231n ``bn_param`` dict gets its running mean written back), so the caller's never change."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (dict, list)):
+        return copy.deepcopy(value)
+    return value
 
 
 def _parameter_names(fn: Callable, count: int) -> list[str] | None:

@@ -155,6 +155,10 @@ def judge_vjp(
                                     input=name)
         rows.append(row)
 
+    if any(r.sources == ("jax", "fd") and fd != "exhaustive" for r in rows):
+        notes.append(f"finite differences: {directions} random unit directions per input "
+                     "confirm JAX; entries where hand and JAX disagree get stencils of their "
+                     "own")
     for r in rows:  # said once, in the headline
         r.note = "; ".join(p for p in r.note.split("; ") if p and p != FD_ALONE_NOTE)
     used = set().union(*(r.sources for r in rows))
@@ -182,15 +186,16 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
     def project(a: np.ndarray) -> np.ndarray:
         return flat_u @ np.asarray(a, dtype=np.float64).reshape(-1)
 
-    note = f"finite differences along {count} random unit directions"
+    note = ""
     if ref is not None:
         scale = float(np.sqrt(np.vdot(ref, ref)))
         jax_vs_fd = judge(project(ref), None, est, scale=scale)
         if jax_vs_fd.count(FAIL) == 0:
             return _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, term,
-                                name, note)
-        note += ("; JAX disagrees with finite differences along direction "
-                 f"{jax_vs_fd.worst_index()[0]}, so JAX was not used for this input")
+                                name)
+        note = ("JAX disagrees with finite differences along direction "
+                f"{jax_vs_fd.worst_index()[0]}, so JAX was not used for this input; ")
+    note += f"finite differences along {count} random unit directions"
     scale = float(np.sqrt(np.vdot(got, got)))
     verdicts = judge(project(got), None, est, scale=scale)
     row = Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
@@ -201,9 +206,10 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
 
 
 def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts, term,
-                 name, note) -> Row:
+                 name) -> Row:
     """Directional mode with JAX confirmed along every direction: judge every entry against
     JAX, and give the entries where hand and JAX disagree stencils of their own."""
+    notes = []
     magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), x.shape)
     verdicts = judge(got, ref, None, magnitude=magnitude)
     status = verdicts.status
@@ -218,20 +224,19 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         three = judge(got[idx], ref[idx], est, scale=verdicts.scale, magnitude=magnitude[idx])
         status[idx] = three.status
         verdicts.tolerance[idx] = three.tolerance
+        notes.append(f"{chosen.size} entries where hand and JAX disagree got stencils of "
+                     "their own")
         if rest.size:
             # Beyond the cap, JAX alone: wrong only if finite differences already separated
             # hand from JAX at some entry of this input.
             rest_idx = np.unravel_index(rest, x.shape)
             status[rest_idx] = FAIL if np.any(three.status == FAIL) else DOUBT
-            note += f"; {rest.size} more entries judged against JAX alone"
-        note += f"; {chosen.size} entries where hand and JAX disagree got stencils of their own"
-        verdicts.sources = ("jax", "fd")
+            notes.append(f"{rest.size} more entries judged against JAX alone")
     # What the directions said of JAX carries over to the entries JAX settled.
-    settled = status == PASS
     if jax_vs_fd.count(DOUBT):
-        status[settled] = DOUBT
-        note += "; finite differences could not confirm JAX along some direction"
+        status[status == PASS] = DOUBT
+        notes.append("finite differences could not confirm JAX along some random direction")
     elif jax_vs_fd.count(KINK):
-        note += "; a random direction crosses a kink (entries judged against JAX)"
+        notes.append("a random direction crosses a kink (entries judged against JAX)")
     verdicts.sources = ("jax", "fd")
-    return Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
+    return Row.from_verdicts(None, term, "total", verdicts, input=name, note="; ".join(notes))

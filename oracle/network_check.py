@@ -33,7 +33,7 @@ from . import autodiff, magnitudes, network_fd
 from .finite_differences import EPS
 from .jax_support import UntraceableError
 from .network_fd import Directions
-from .report import Report, Row
+from .report import Report, Row, annotate_symptoms
 from .verdict import FAIL, PASS, EntryVerdicts, judge
 
 __all__ = ["check_network"]
@@ -239,7 +239,7 @@ def check_network(
     if check_step:
         rows.extend(_step_rows(net, X, T, weights, hand_dw, problem_scale))
 
-    _annotate_symptoms(rows)
+    annotate_symptoms(rows)
     return Report(rows, strict=strict, title="network check", notes=notes)
 
 
@@ -363,13 +363,3 @@ def _step_rows(net, X, T, weights, hand_dw, problem_scale) -> list[Row]:
         rows.append(Row.from_verdicts(k, "step", "total", verdicts,
                                       note=f"W_new - W_old vs -lr dE/dW with lr={lr:.3g}"))
     return rows[::-1]
-
-
-def _annotate_symptoms(rows: list[Row]) -> None:
-    """Mark failing totals that follow from an earlier failing local term."""
-    first = next((r for r in rows if r.status == FAIL and r.scope == "local"), None)
-    if first is None:
-        return
-    for r in rows:
-        if r.status == FAIL and r is not first and r.scope == "total":
-            r.note = "; ".join(filter(None, [r.note, f"follows from {first.where}"]))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .verdict import DOUBT, FAIL, KINK, PASS, EntryVerdicts
 
-__all__ = ["Report", "Row"]
+__all__ = ["Report", "Row", "annotate_symptoms"]
 
 WRONG_ENTRIES_LISTED = 1000
 """``to_dict`` lists at most this many wrong entries per row (``Row.wrong`` counts them all)."""
@@ -109,6 +109,8 @@ class Row:
 
     @property
     def where(self) -> str:
+        if self.input is not None and self.layer is not None:  # a user's own layer
+            return f"layer {self.layer} ({self.name}) {self.term}"
         layer = "" if self.layer is None else f"layer {self.layer} "
         name = f" {self.name!r}" if self.name else ""
         return f"{layer}{self.term}{name}"
@@ -271,3 +273,13 @@ class Report:
                 lines.append(f"  note: {r.where} ({r.scope}): {r.note}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+
+def annotate_symptoms(rows: list[Row]) -> None:
+    """Mark failing totals that follow from an earlier failing local term."""
+    first = next((r for r in rows if r.status == FAIL and r.scope == "local"), None)
+    if first is None:
+        return
+    for r in rows:
+        if r.status == FAIL and r is not first and r.scope == "total":
+            r.note = "; ".join(filter(None, [r.note, f"follows from {first.where}"]))
