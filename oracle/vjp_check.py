@@ -166,6 +166,5 @@ def check_vjp(
                                             directions=directions, rng=rng)
         rows.extend(judged)
         notes.extend(more)
-        order = {args.names[i]: k for k, i in enumerate(wrt_pos)}
-        rows.sort(key=lambda r: order.get(r.input, -1))
+        rows.sort(key=lambda r: args.names.index(r.input))  # input order
     return Report(rows, strict=strict, title="vjp check", notes=notes, judged_by=judged_by)

@@ -1,0 +1,387 @@
+"""``check_vjp``, its adapters and ``check_layers``: the contract, checked on small layers whose
+right gradients are written out in closed form here and whose bugs are planted here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+
+from oracle import check_gradient, check_layers, check_vjp  # noqa: E402
+from oracle.adapters import cached, layer  # noqa: E402
+
+RNG = np.random.default_rng(11)
+X = RNG.normal(size=(4, 3))
+W = RNG.normal(size=(3, 5))
+B = RNG.normal(size=5)
+
+
+def dense(x, w, b):
+    return np.tanh(x @ w + b)
+
+
+def dense_backward(dout, x, w, b):
+    dv = dout * (1 - np.tanh(x @ w + b) ** 2)
+    return dv @ w.T, x.T @ dv, dv.sum(axis=0)
+
+
+def _frozen(*arrays):
+    return [(a.shape, a.dtype, a.tobytes()) for a in arrays]
+
+
+# --- inputs, names and the gradients' forms ---------------------------------------------------
+
+
+def test_tuple_inputs_are_named_by_forwards_parameters_and_pass():
+    report = check_vjp(dense, dense_backward, (X, W, B))
+    assert report.ok and [r.input for r in report.rows] == ["x", "w", "b"], str(report)
+    assert [r.term for r in report.rows] == ["dx", "dw", "db"]
+    assert report.count("doubt") == 0
+
+
+def test_dict_inputs_are_passed_as_keywords_and_named_by_key():
+    def forward(*, a, weights):
+        return a @ weights
+
+    def backward(dout, *, a, weights):
+        return {"a": dout @ weights.T, "weights": a.T @ dout}
+
+    report = check_vjp(forward, backward, {"a": X, "weights": W})
+    assert report.ok and [r.input for r in report.rows] == ["a", "weights"], str(report)
+
+
+def test_inputs_without_names_are_named_by_position():
+    report = check_vjp(lambda *a: a[0] * a[1], lambda d, *a: (d * a[1], d * a[0]), (X, X + 1))
+    assert [r.input for r in report.rows] == ["inputs[0]", "inputs[1]"], str(report)
+
+
+def test_a_planted_wrong_entry_is_located_in_the_inputs_own_shape_and_counted():
+    def backward(dout, x, w, b):
+        dx, dw, db = dense_backward(dout, x, w, b)
+        dw[2, 1] += 1e-6 * abs(dw[2, 1])  # 1e-6 relative in one entry
+        dw[0, 4] *= -1
+        dw[1, 3] = 0.0
+        return dx, dw, db
+
+    report = check_vjp(dense, backward, (X, W, B))
+    assert not report.ok
+    row = report.row("w")
+    assert row.wrong == 3 and sorted(report.wrong_entries("w")) == [(0, 4), (1, 3), (2, 1)]
+    assert report.row("x").wrong == 0 and report.row("b").wrong == 0
+    assert report.headline.startswith("FAIL: dw"), report.headline
+    data = json.loads(report.to_json())
+    assert sorted(map(tuple, data["rows"][1]["wrong_entries"])) == [(0, 4), (1, 3), (2, 1)]
+
+
+def test_integer_inputs_are_constants_and_backward_may_list_them_or_not():
+    labels = np.array([0, 2, 1, 1])
+
+    def loss(s, y):
+        z = s - s.max(axis=1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        return -np.mean(np.log(p[np.arange(len(y)), y]))
+
+    def grad(dout, s, y):
+        z = s - s.max(axis=1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1
+        return dout * p / len(y)
+
+    one = check_vjp(loss, grad, (X, labels))
+    both = check_vjp(loss, lambda d, s, y: (grad(d, s, y), None), (X, labels))
+    assert one.ok and both.ok and [r.input for r in one.rows] == ["s"], str(one)
+    assert labels.tolist() == [0, 2, 1, 1]
+
+
+def test_the_callers_arrays_and_containers_never_change():
+    config = {"calls": 0}
+
+    def forward(x, w, b, conf):
+        conf["calls"] += 1
+        x += 0.0  # code that writes into its inputs
+        return dense(x, w, b)
+
+    def backward(dout, x, w, b, conf):
+        grads = dense_backward(dout, x, w, b)
+        w[...] = 0.0
+        dout[...] = 0.0
+        return grads
+
+    before = _frozen(X, W, B)
+    cot = RNG.normal(size=(4, 5))
+    cot_before = cot.copy()
+    report = check_vjp(forward, backward, (X, W, B, config), cotangent=cot)
+    assert report.ok, str(report)
+    assert _frozen(X, W, B) == before and config == {"calls": 0}
+    assert np.array_equal(cot, cot_before)
+
+
+# --- cotangents and wrt ----------------------------------------------------------------------
+
+
+def test_tuple_outputs_take_a_tuple_cotangent_and_a_wrong_shape_is_refused():
+    def forward(x, w):
+        return x @ w, np.sin(x)
+
+    def backward(douts, x, w):
+        d0, d1 = douts
+        return d0 @ w.T + d1 * np.cos(x), x.T @ d0
+
+    cot = (RNG.normal(size=(4, 5)), RNG.normal(size=(4, 3)))
+    assert check_vjp(forward, backward, (X, W), cotangent=cot).ok
+    assert check_vjp(forward, backward, (X, W)).ok
+    with pytest.raises(ValueError, match=r"cotangent\[1\] must have the output's shape"):
+        check_vjp(forward, backward, (X, W), cotangent=(cot[0], cot[0]))
+
+
+def test_a_scalar_output_gets_the_cotangent_one():
+    seen = []
+
+    def backward(dout, x):
+        seen.append(dout)
+        return 2 * x
+
+    assert check_vjp(lambda x: np.sum(x**2), backward, (X,)).ok
+    assert seen == [1.0]
+
+
+def test_wrt_picks_inputs_and_refuses_constants_and_unknown_names():
+    report = check_vjp(dense, dense_backward, (X, W, B), wrt=["b", 0])
+    assert [r.input for r in report.rows] == ["x", "b"]
+    with pytest.raises(ValueError, match="wrt names 'v'"):
+        check_vjp(dense, dense_backward, (X, W, B), wrt="v")
+    with pytest.raises(ValueError, match="constant"):
+        check_vjp(lambda x, y: x[y], lambda d, x, y: d, (X, np.array([1, 2])), wrt="y")
+
+
+# --- what the user's code does wrong is a verdict, never a crash --------------------------------
+
+
+def test_a_backward_that_raises_or_returns_the_wrong_form_is_a_fail_row():
+    def raises(dout, x, w, b):
+        raise RuntimeError("boom")
+
+    report = check_vjp(dense, raises, (X, W, B))
+    assert not report.ok and "RuntimeError: boom" in report.headline
+    report = check_vjp(dense, lambda d, x, w, b: (d, d), (X, W, B))
+    assert not report.ok and "2 gradients" in report.headline, report.headline
+    report = check_vjp(dense, lambda d, x, w, b: (*dense_backward(d, x, w, b)[:2], B[:3]),
+                       (X, W, B))
+    assert not report.ok and "wrong shape" in report.headline and "'b'" in report.headline
+
+
+def test_code_jax_can_only_partly_trace_never_crashes():
+    def grad(x):
+        g = np.zeros_like(x)
+        g[[0, 1]] = 2 * x[[0, 1]]
+        return g
+
+    x = RNG.normal(size=(3, 2))
+    for jax in (True, "direct"):
+        report = check_gradient(lambda z: np.sum(z[[0, 1]] ** 2), grad, x, jax=jax)
+        assert report.ok, str(report)
+
+
+def test_a_forward_jax_computes_differently_is_not_trusted():
+    def forward(x):  # numpy gives 2x, JAX's trace 3x: JAX differentiates another function
+        return x * (2.0 if isinstance(x, np.ndarray) else 3.0)
+
+    report = check_vjp(forward, lambda d, x: 2.0 * d, (X,), jax="direct")
+    assert report.ok and report.rows[0].sources == ("fd",), str(report)
+    assert any("other values than numpy's" in n for n in report.notes), report.notes
+
+
+def test_the_jax_switch_leaves_jax_out_and_the_headline_says_which_sources_judged():
+    left_out = check_vjp(dense, dense_backward, (X, W, B), jax=False)
+    assert left_out.ok and all(r.sources == ("fd",) for r in left_out.rows)
+    assert "finite differences alone: JAX left out" in left_out.headline
+    both = check_vjp(dense, dense_backward, (X, W, B))
+    assert "judged by JAX and finite differences" in both.headline
+
+
+def test_a_forward_that_is_not_deterministic_is_refused():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="not deterministic"):
+        check_vjp(lambda x: x * rng.uniform(size=x.shape), lambda d, x: d, (X,))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"fd": "sometimes"}, "fd must be one of"),
+    ({"directions": 0}, "directions must be a positive integer"),
+    ({"max_exhaustive": -1}, "max_exhaustive must be a positive integer"),
+    ({"jax": "maybe"}, "jax must be True, False or 'direct'"),
+    ({"jax": False, "fd": "none"}, "no source of truth"),
+])
+def test_bad_options_are_refused_naming_the_option(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        check_vjp(dense, dense_backward, (X, W, B), **kwargs)
+
+
+def test_bad_inputs_are_refused_naming_them():
+    with pytest.raises(TypeError, match="pass \\(x,\\) for a single input"):
+        check_vjp(dense, dense_backward, X)
+    with pytest.raises(ValueError, match="input 'w' must be finite"):
+        check_vjp(dense, dense_backward, (X, np.full_like(W, np.nan), B))
+    with pytest.raises(ValueError, match="no differentiable input"):
+        check_vjp(lambda y: y, lambda d, y: d, (np.arange(3),))
+
+
+# --- large inputs: directions screen, entries are still named ----------------------------------
+
+
+def _big():
+    x = np.random.default_rng(5).normal(size=(60, 50))  # 3,000 entries > max_exhaustive
+
+    def grad(z):
+        return np.cos(z)
+
+    def wrong(z):
+        g = np.cos(z)
+        g[17, 23] *= -1
+        return g
+
+    return x, grad, wrong
+
+
+def test_a_large_input_with_jax_is_located_to_its_entry_not_to_a_direction():
+    x, grad, wrong = _big()
+    assert check_gradient(lambda z: np.sum(np.sin(z)), grad, x).ok
+    report = check_gradient(lambda z: np.sum(np.sin(z)), wrong, x)
+    row = report.rows[0]
+    assert not report.ok and row.index == (17, 23) and row.wrong == 1, str(report)
+    assert row.direction is None
+
+
+def test_a_large_input_without_jax_says_it_failed_along_a_direction_not_at_an_entry():
+    x, grad, wrong = _big()
+    assert check_gradient(lambda z: np.sum(np.sin(z)), grad, x, jax=False).ok
+    report = check_gradient(lambda z: np.sum(np.sin(z)), wrong, x, jax=False)
+    row = report.rows[0]
+    assert not report.ok and row.index == () and row.direction is not None, str(report)
+    assert "along random direction" in report.headline and "not located" in report.headline
+    assert row.mask is None and row.wrong == 0
+
+
+# --- adapters ----------------------------------------------------------------------------------
+
+
+def affine_forward(x, w, b):
+    out = x.reshape(x.shape[0], -1) @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    x, w, b = cache
+    dx = (dout @ w.T).reshape(x.shape)
+    return dx, x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)
+
+
+def test_cached_adapts_out_cache_functions_in_one_line_and_keeps_the_names():
+    x = RNG.normal(size=(2, 3, 1))
+    report = check_vjp(*cached(affine_forward, affine_backward), (x, W, B))
+    assert report.ok and [r.input for r in report.rows] == ["x", "w", "b"], str(report)
+
+    def wrong_backward(dout, cache):
+        dx, dw, db = affine_backward(dout, cache)
+        return dx, dw, dout.mean(axis=0)
+
+    bad = check_vjp(*cached(affine_forward, wrong_backward), (x, W, B))
+    assert not bad.ok and bad.first_failure.input == "b"
+
+
+class Dense:
+    """A layer object as students write it: parameters and their gradients on the object."""
+
+    def __init__(self, n, m, rng):
+        self.W = rng.normal(size=(n, m))
+        self.b = np.zeros(m)
+
+    def forward(self, x):
+        self.x = x
+        self.y = np.tanh(x @ self.W + self.b)
+        return self.y
+
+    def backward(self, dy):
+        dv = dy * (1 - self.y**2)
+        self.dW = self.x.T @ dv
+        self.db = dv.sum(axis=0)
+        return dv @ self.W.T
+
+
+class OriginalDense(Dense):
+    """The write-up's original program: act' taken at Y, weights updated before dE/dX."""
+
+    lr = 0.1
+
+    def backward(self, dy):
+        dv = dy * (1 - np.tanh(self.y) ** 2)
+        self.dW = self.x.T @ dv
+        self.db = dv.sum(axis=0)
+        self.W = self.W - self.lr * self.dW
+        return dv @ self.W.T
+
+
+class DictLayer:
+    """Parameters in a params dict, gradients in a grads dict."""
+
+    def __init__(self, rng):
+        self.params = {"W": rng.normal(size=(3, 2))}
+        self.grads = {}
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params["W"]
+
+    def backward(self, dy):
+        self.grads["W"] = self.x.T @ dy
+        return dy @ self.params["W"].T
+
+
+def test_layer_adapts_a_layer_object_in_one_line_and_never_changes_it():
+    dense_layer = Dense(3, 4, np.random.default_rng(1))
+    before = _frozen(dense_layer.W, dense_layer.b)
+    report = check_vjp(*layer(dense_layer, X))
+    assert report.ok and [r.input for r in report.rows] == ["x", "W", "b"], str(report)
+    assert _frozen(dense_layer.W, dense_layer.b) == before and not hasattr(dense_layer, "dW")
+    dict_layer = DictLayer(np.random.default_rng(2))
+    report = check_vjp(*layer(dict_layer, X))
+    assert report.ok and [r.input for r in report.rows] == ["x", "W"], str(report)
+    bad = check_vjp(*layer(OriginalDense(3, 4, np.random.default_rng(1)), X))
+    assert not bad.ok
+
+
+# --- a network of the user's own layers ---------------------------------------------------------
+
+
+def mse(y, t):
+    return 0.5 * float(np.sum((y - t) ** 2)), y - t
+
+
+def test_check_layers_passes_a_right_network_and_leaves_its_layers_alone():
+    rng = np.random.default_rng(3)
+    layers = [Dense(3, 6, rng), Dense(6, 2, rng)]
+    before = [_frozen(lay.W, lay.b) for lay in layers]
+    t = rng.normal(size=(4, 2))
+    report = check_layers(layers, mse, X, t)
+    assert report.ok and report.count("doubt") == 0, str(report)
+    assert [_frozen(lay.W, lay.b) for lay in layers] == before
+    assert {(r.layer, r.term, r.scope) for r in report.rows} >= {
+        (1, "loss", "local"), (1, "dW", "local"), (0, "dx", "local"), (0, "dW", "total")}
+
+
+def test_check_layers_names_the_first_wrong_layer_and_the_update_inside_backward():
+    rng = np.random.default_rng(3)
+    layers = [Dense(3, 6, rng), OriginalDense(6, 6, rng), Dense(6, 2, rng)]
+    t = rng.normal(size=(4, 2))
+    report = check_layers(layers, mse, X, t)
+    first = report.first_failure
+    assert not report.ok and (first.layer, first.name) == (1, "OriginalDense"), str(report)
+    assert report.headline.startswith("FAIL: layer 1 (OriginalDense)"), report.headline
+    assert all(r.status == "pass" for r in report.rows if r.layer == 2), str(report)
+    assert any("changed ['W'] in place" in r.note for r in report.rows if r.layer == 1)
+    spoiled = [r for r in report.rows if r.scope == "total" and r.status == "FAIL"]
+    assert spoiled and all("follows from layer 1 (OriginalDense)" in r.note for r in spoiled)
