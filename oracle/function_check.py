@@ -22,7 +22,7 @@ from . import autodiff
 from .arguments import Arguments, Output
 from .engine import MAX_EXHAUSTIVE, judge_vjp
 from .jax_support import UntraceableError
-from .network_fd import activation_fd, loss_fd
+from .network_fd import activation_fd
 from .report import Report, Row
 from .verdict import judge
 
@@ -208,13 +208,15 @@ def check_loss(
     if loss.fused:
         checks.append(("dE/dV", v, loss.grad_v(v, y, t), True))
     for what, at, got, from_v in checks:
-        try:
-            ad = autodiff.loss_grad(loss, at, t, from_v=from_v)
-        except UntraceableError as exc:
-            ad = None
-            notes.append(f"JAX could not trace {loss.name!r} ({exc}); finite differences alone")
-        est = loss_fd(loss, at, t, from_v=from_v)
-        rows.append(Row.from_verdicts(None, "loss", "local", judge(got, ad, est), name=loss.name,
-                                      note=what + (" (fused with the output activation)"
-                                                   if from_v else "")))
+        fn = loss.value_from_v if from_v else loss.value
+        judged, more, _ = judge_vjp(
+            fn, Arguments.of(fn, (at, t)), Output("scalar", (np.asarray(fn(at, t)),)),
+            (np.ones(()),), {0: np.asarray(got, dtype=np.float64)},
+            rng=np.random.default_rng(seed), term=lambda name: "loss")
+        row = judged[0]
+        row.scope, row.name, row.input = "local", loss.name, None
+        row.note = "; ".join(filter(None, [
+            what + (" (fused with the output activation)" if from_v else ""), row.note]))
+        rows.append(row)
+        notes.extend(n for n in more if n not in notes)
     return Report(rows, strict=strict, title=f"loss check: {loss.name}", notes=notes)
