@@ -6,6 +6,11 @@
 - ``check_loss(loss)``: dE/dY (and the fused dE/dV for cross-entropies) on random valid data.
 
 Each returns a ``Report`` with the same three-way verdicts as ``check_network``.
+``check_gradient``, ``check_loss`` and a non-elementwise activation's VJP are uses of the general
+engine (``engine.judge_vjp``, the one behind ``check_vjp``). An elementwise activation's
+derivative keeps a stencil of its own, batched over every point at once (its Jacobian is
+diagonal, so one set of five evaluations serves all points), read by the same
+``finite_differences.estimate`` and judged by the same ``verdict.judge``.
 """
 
 from __future__ import annotations
@@ -175,16 +180,12 @@ def check_activation(
         v = rng.normal(scale=3.0, size=(6, 5))
         v[0] = [1000.0, -1000.0, 0.0, 999.0, 1.0]
         g = rng.normal(size=v.shape)
-        y = act(v)
-        got = act.backward(v, y, g)
-        try:
-            ad = autodiff.activation_vjp(act, v, g)
-        except UntraceableError as exc:
-            ad = None
-            notes.append(f"JAX could not trace {act.name!r} ({exc}); finite differences alone")
-        est, _ = activation_fd(act, v, g)
-        rows = [Row.from_verdicts(None, "activation", "local", judge(got, ad, est),
-                                  name=act.name, note="vector-Jacobian product")]
+        got = np.asarray(act.backward(v, act(v), g), dtype=np.float64)
+        rows, more, _ = judge_vjp(act.f, Arguments.of(act.f, (v,)), Output("array", (act(v),)),
+                                  (g,), {0: got}, rng=rng, term=lambda name: "activation")
+        rows[0].scope, rows[0].name, rows[0].input = "local", act.name, None
+        rows[0].note = "; ".join(filter(None, ["vector-Jacobian product", rows[0].note]))
+        notes.extend(more)
     return Report(rows, strict=strict, title=f"activation check: {act.name}", notes=notes)
 
 
