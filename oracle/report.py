@@ -217,7 +217,8 @@ class Report:
             return f"OK, but the check itself is in doubt: {row.describe()}{extra}"
         if len(self.rows) == 1 and self.rows[0].input is not None:
             return f"OK: {self.rows[0].where} agrees{extra}"
-        what = "inputs" if any(r.input is not None for r in self.rows) else "terms"
+        what = "inputs" if all(r.input is not None and r.layer is None for r in self.rows) \
+            else "terms"
         return f"OK: all {len(self.rows)} {what} agree{extra}"
 
     def to_dict(self) -> dict:
