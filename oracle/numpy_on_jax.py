@@ -103,7 +103,7 @@ def _is_library(frame: FrameType) -> bool:
 def _describe(frame: FrameType | None, lineno: int | None = None) -> str:
     """``file.py:12 `source line``` of the first frame (outward) outside the libraries."""
     while frame is not None and _is_library(frame):
-        frame = frame.f_back
+        frame, lineno = frame.f_back, None
     if frame is None:
         return ""
     line_number = lineno if lineno is not None else frame.f_lineno
@@ -271,18 +271,29 @@ def _basic_get_put(key: Any, value: Any) -> tuple[Callable, Callable, tuple[int,
     """Read and write functions of ``value[key]`` for a basic key, and its shape."""
     plan = _slice_plan(key, value.shape)
     if plan is None:
-        return (lambda v: v[key]), (lambda v, new: v.at[key].set(new)), value[key].shape
+        shape = value[key].shape
+        return (lambda v: v[key]), (lambda v, new: v.at[key].set(
+            jnp.broadcast_to(jnp.asarray(new, v.dtype), shape))), shape
     starts, sizes, result = plan
+    read, write = _slicers(sizes, result)
+    return (lambda v: read(v, starts)), (lambda v, new: write(v, new, starts)), result
 
-    def get(v: Any) -> Any:
+
+@functools.cache
+def _slicers(sizes: tuple[int, ...], result: tuple[int, ...]) -> tuple[Callable, Callable]:
+    """Jitted read and write (cast, broadcast) of a ``sizes`` block at runtime ``starts``."""
+
+    def read(v: Any, starts: Any) -> Any:
+        starts = [starts[i] for i in range(len(sizes))]
         part = jax.lax.dynamic_slice(v, starts, sizes, allow_negative_indices=False)
-        return part if sizes == result else jnp.reshape(part, result)
+        return jnp.reshape(part, result)
 
-    def put(v: Any, new: Any) -> Any:
-        new = new if sizes == result else jnp.reshape(new, sizes)
-        return jax.lax.dynamic_update_slice(v, new, starts, allow_negative_indices=False)
+    def write(v: Any, new: Any, starts: Any) -> Any:
+        starts = [starts[i] for i in range(len(sizes))]
+        block = jnp.reshape(jnp.broadcast_to(jnp.asarray(new, v.dtype), result), sizes)
+        return jax.lax.dynamic_update_slice(v, block, starts, allow_negative_indices=False)
 
-    return get, put, result
+    return jax.jit(read), jax.jit(write)
 
 
 def _floating(dtype: Any) -> bool:
@@ -296,8 +307,8 @@ def _write_out(target: Any, result: Any, what: str) -> Any:
         return target
     if isinstance(target, np.ndarray):
         if _is_tracer(result):
-            raise _untraceable(what, "out= is a plain numpy array and cannot hold a value "
-                               "being differentiated", _caller())
+            raise _untraceable(what, "out= is a plain numpy array, which cannot hold a traced "
+                               "value", _caller())
         target[...] = np.asarray(result)
         return target
     raise _untraceable(what, f"unsupported out= of type {type(target).__name__}", _caller())
@@ -364,8 +375,8 @@ class Lifted(NDArrayOperatorsMixin):
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         value = self.value
         if _is_tracer(value):
-            raise _untraceable("this numpy call", "it needs a plain numpy array of a value "
-                               "being differentiated", _caller())
+            raise _untraceable("this numpy call", "it converts a traced value to a plain numpy "
+                               "array", _caller())
         return np.asarray(value, dtype=dtype)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -504,15 +515,14 @@ class Lifted(NDArrayOperatorsMixin):
     def __setitem__(self, key: Any, new: Any) -> None:
         key = _index(key)
         new = _operand(new)
-        if not isinstance(new, jax.Array) or new.dtype != self._value.dtype:
-            new = jnp.asarray(new, dtype=self._value.dtype)
         if _is_basic(key):
-            _, put, shape = _basic_get_put(key, self._value)
-            if new.shape != shape:
-                new = jnp.broadcast_to(new, shape)
+            _, put, _ = _basic_get_put(key, self._value)
             self._assign(put(self.value, new))
+        elif (isinstance(key, np.ndarray) and key.dtype == bool and key.shape == self.shape
+              and np.ndim(new) == 0):  # x[x <= 0] = 0: a select, cheaper than a scatter
+            self._assign(jnp.where(key, new, self.value))
         else:
-            self._assign(self.value.at[key].set(new))
+            self._assign(self.value.at[key].set(jnp.asarray(new, dtype=self._value.dtype)))
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -563,7 +573,13 @@ class Lifted(NDArrayOperatorsMixin):
 
     def squeeze(self, axis: Any = None) -> Lifted:
         """A view without length-1 axes, like ``ndarray.squeeze``."""
-        return self.reshape(jnp.squeeze(self._value, axis).shape)
+        if axis is None:
+            return self.reshape(tuple(d for d in self.shape if d != 1))
+        axes = {int(a) % self.ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+        if any(self.shape[a] != 1 for a in axes):
+            raise ValueError("cannot select an axis to squeeze out which has size not equal "
+                             "to one")
+        return self.reshape(tuple(d for i, d in enumerate(self.shape) if i not in axes))
 
     def swapaxes(self, axis1: int, axis2: int) -> Lifted:
         """A view with two axes exchanged, like ``ndarray.swapaxes``."""
@@ -640,8 +656,8 @@ def _ufunc_at(jfn: Any, what: str, a: Any, indices: Any, *rest: Any) -> None:
     if not isinstance(jfn, jnp.ufunc):
         raise _untraceable(what, "jax.numpy has no counterpart", _caller())
     if not isinstance(a, Lifted):
-        raise _untraceable(what, "the buffer is a plain numpy array and cannot hold a value "
-                           "being differentiated", _caller())
+        raise _untraceable(what, "the buffer is a plain numpy array, which cannot hold a "
+                           "traced value", _caller())
     try:
         new = jfn.at(a.value, _index(indices), *(_operand(b) for b in rest), inplace=False)
     except _CALL_ERRORS as exc:
