@@ -221,6 +221,9 @@ def check_network(
                     noise_floor=e_floor, reference=ad_proj)
                 verdicts = _directional(got, ad, ad_proj, est, u, problem_scale, magnitude)
                 note = f"finite differences along {directions} random unit directions"
+                row = Row.from_verdicts(k, term, "total", verdicts, note=note)
+                rows.append(_locate(row, got, ad, problem_scale, magnitude))
+                continue
             else:
                 est = None
                 if mode == "exhaustive" and term == "dW":
@@ -241,6 +244,24 @@ def check_network(
 
     annotate_symptoms(rows)
     return Report(rows, strict=strict, title="network check", notes=notes)
+
+
+def _locate(row: Row, got, ad, problem_scale, magnitude) -> Row:
+    """A directional row's worst value is a direction's projection, not an entry. Where JAX is
+    at hand, a failing row is located entry by entry against JAX (the directions' finite
+    differences having confirmed JAX); otherwise the row says which direction, not an entry."""
+    direction = row.index[0] if row.index else None
+    if row.status == FAIL and ad is not None:
+        entries = judge(got, ad, problem_scale=problem_scale,
+                        magnitude=magnitudes.dense(magnitude))
+        if entries.count(FAIL):
+            idx = entries.worst_index()
+            row.index, row.got, row.expected = idx, float(got[idx]), float(ad[idx])
+            row.tolerance = float(entries.tolerance[idx])
+            row.mask, row.wrong = entries.status == FAIL, entries.count(FAIL)
+            return row
+    row.index, row.mask, row.wrong, row.direction = (), None, 0, direction
+    return row
 
 
 def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -> list[Row]:

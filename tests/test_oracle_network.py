@@ -667,3 +667,21 @@ def test_a_dead_relu_layer_moves_no_sample_and_its_zero_gradient_passes():
     assert_all_pass(report)
     _, dws, _ = net.gradients(x, t)
     assert not np.any(dws[0])
+
+
+def test_a_directional_failure_is_located_to_its_entry_not_named_by_its_direction():
+    sizes = [3, 4, 2]
+    net = Network(sizes, ["tanh", "identity"], "mse", seed=0)
+    right = net.gradients
+
+    def one_entry_wrong(X, T):
+        E, dW, dX = right(X, T)
+        dW[0] = dW[0].copy()
+        dW[0][1, 2] += 1e-3 * np.max(np.abs(dW[0]))
+        return E, dW, dX
+
+    net.gradients = one_entry_wrong
+    report = check_network(net, *data(sizes), fd="directional", local=False, check_step=False)
+    row = next(r for r in report.rows if (r.layer, r.term) == (0, "dW"))
+    assert row.status == "FAIL" and row.index == (1, 2) and row.wrong == 1, str(report)
+    assert row.direction is None
