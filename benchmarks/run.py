@@ -49,6 +49,7 @@ SECTION_MODULES = (
     "benchmarks.memory",
     "benchmarks.fd_peers",
     "benchmarks.oracle_checks",
+    "benchmarks.vjp_checks",
 )
 RESULTS = Path(__file__).with_name("results.md")
 
