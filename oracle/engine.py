@@ -38,6 +38,7 @@ from .finite_differences import (
     direction_stencils,
     entry_stencils,
     estimate_where_finite,
+    kink_probe,
 )
 from .report import Row
 from .verdict import DOUBT, FAIL, FD_ALONE_NOTE, KINK, PASS, EntryVerdicts, judge
@@ -145,14 +146,16 @@ def judge_vjp(
             row = _directional_row(phi, phi0, floor, x, got, ref, sizes.get(i, 0.0),
                                    directions, rng, term(name), name)
         else:
+            magnitude = sizes.get(i, 0.0)
             if mode == "exhaustive":
                 values, steps = entry_stencils(phi, x, choose_steps(x), f0=phi0)
                 est = estimate_where_finite(values, steps, noise_floor=floor).reshape(x.shape)
             else:
                 est = None if ref is not None else _no_source(x.shape)
-            row = Row.from_verdicts(None, term(name), "total",
-                                    judge(got, ref, est, magnitude=sizes.get(i, 0.0)),
-                                    input=name)
+            verdicts = judge(got, ref, est, magnitude=magnitude)
+            if est is not None and not np.all(np.isnan(est.value)):
+                _look_closer(phi, phi0, x, got, ref, magnitude, verdicts)
+            row = Row.from_verdicts(None, term(name), "total", verdicts, input=name)
         rows.append(row)
 
     if any(r.sources == ("jax", "fd") and fd != "exhaustive" for r in rows):
@@ -225,6 +228,8 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         est = estimate_where_finite(values, steps, noise_floor=floor)
         idx = np.unravel_index(chosen, x.shape)
         three = judge(got[idx], ref[idx], est, scale=verdicts.scale, magnitude=magnitude[idx])
+        _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
+                     three, at=lambda z, c=chosen: _embed(x, c, z))
         status[idx] = three.status
         verdicts.tolerance[idx] = three.tolerance
         notes.append(f"{chosen.size} entries where hand and JAX disagree got stencils of "
@@ -243,3 +248,55 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         notes.append("a random direction crosses a kink (entries judged against JAX)")
     verdicts.sources = ("jax", "fd")
     return Row.from_verdicts(None, term, "total", verdicts, input=name, note="; ".join(notes))
+
+
+PROBED = 64
+"""Entries per input that ``_look_closer`` re-examines, worst first."""
+PROBE_RELATIVE = 1e-3
+"""A FAIL this close to finite differences (relative to the entry and its term) could be an
+unseen kink (a slope jump small next to |f|): such entries get a closer look. A larger error
+would have shown as a kink already."""
+
+
+def _embed(x: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """x with the entries ``chosen`` (flat indices) set to ``values``."""
+    out = x.reshape(-1).copy()
+    out[chosen] = values
+    return out.reshape(x.shape)
+
+
+def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=None) -> None:
+    """Re-judge, in place, the entries where the first stencil could not decide (doubt) or
+    failed by little, with ``finite_differences.kink_probe``: one-sided derivatives with
+    measured round-off at shrinking steps, which tell a kink at x (and its exact bracket, even
+    where f is curved on both sides) from a kink beside x (left behind by a smaller step).
+
+    ``at`` maps the (flat) entries' values to a full argument of ``phi`` when ``x`` holds only
+    some entries of the input (directional mode's targeted entries)."""
+    status = verdicts.status.reshape(-1)
+    expected = verdicts.expected.reshape(-1)
+    gap = np.abs(np.asarray(got, dtype=np.float64).reshape(-1) - expected)
+    near = gap <= PROBE_RELATIVE * (np.abs(expected) + verdicts.scale)
+    suspects = np.flatnonzero((status == DOUBT) | ((status == FAIL) & near))
+    if not suspects.size:
+        return
+    ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
+    suspects = suspects[np.argsort(-ratio[suspects], kind="stable")][:PROBED]
+    flat_x = np.asarray(x, dtype=np.float64).reshape(-1)
+    f = phi if at is None else (lambda z: phi(at(z)))
+    probe = kink_probe(f, flat_x, suspects, choose_steps(flat_x), f0=phi0)
+    looked = np.isfinite(probe.value)
+    if not np.any(looked):
+        return
+    which = suspects[looked]
+
+    def pick(a):
+        return None if a is None else np.asarray(a, dtype=np.float64).reshape(-1)[which]
+
+    sub = FDEstimate(*(getattr(probe, n)[looked] for n in (
+        "value", "error", "kink", "lo", "hi", "central", "step")))
+    again = judge(pick(got), pick(ref), sub, scale=verdicts.scale,
+                  magnitude=np.broadcast_to(np.asarray(magnitude, dtype=np.float64),
+                                            np.shape(got)).reshape(-1)[which])
+    status[which] = again.status
+    verdicts.tolerance.reshape(-1)[which] = again.tolerance

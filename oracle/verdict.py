@@ -25,7 +25,8 @@ Decision table, with JAX available (ha: hand~JAX, af: JAX~FD, hf: hand~FD)::
 
     ha  af (FD accurate) -> pass
     ha  otherwise        -> kink if the stencil straddles a kink, else doubt (FD unreliable)
-    !ha af               -> FAIL   (hand != JAX ~ FD: the derivation is wrong)
+    !ha af !hf           -> FAIL   (hand != JAX ~ FD, and FD separates hand from JAX)
+    !ha af hf            -> doubt  (FD cannot tell hand from JAX)
     !ha !af, kink        -> kink if hand is in the bracket of one-sided slopes, else FAIL
     !ha !af, hf          -> doubt  (JAX disagrees with both hand and FD)
     !ha !af, !hf         -> FAIL
@@ -129,7 +130,7 @@ def judge(
     *,
     scale: float | None = None,
     problem_scale: float = 0.0,
-    magnitude: np.ndarray | float = 0.0,
+    magnitude: np.ndarray | float | None = None,
 ) -> EntryVerdicts:
     """Classify every entry of a hand-derived term against JAX and/or finite differences.
 
@@ -139,11 +140,15 @@ def judge(
         fd: finite-difference estimates, same shape, or None when not computed.
         scale: S, the term's scale; default the largest |JAX| (or |FD|) value.
         problem_scale: the scale of the whole problem (e.g. the loss gradient of a network);
-            S is raised to at least ``PROBLEM_FLOOR`` times it, so an all-zero (or vanishing)
-            term is judged against something rather than against nothing.
+            without a ``magnitude``, S is raised to at least ``PROBLEM_FLOOR`` times it, so an
+            all-zero (or vanishing) term is judged against something rather than nothing.
         magnitude: per entry, the magnitude of the terms the value is a sum of (see
             ``magnitudes``); ``TERM_RTOL`` of it is added to every tolerance, so a result that
-            cancels to ~0 is judged by the accuracy of its terms, not of itself.
+            cancels to ~0 is judged by the accuracy of its terms, not of itself. Given, it is
+            the *only* allowance for rounding: no floor from the term's or the problem's scale
+            (``RHO``, ``PROBLEM_FLOOR``), so a vanishing term (layer 0 of a saturated deep
+            network, 1e-20 of the loss gradient) and an entry 1e-12 of its term are judged at
+            their own precision. None: the floors stand in for it.
     """
     if ad is None and fd is None:
         raise ValueError("judge needs at least one source of truth (JAX or finite differences)")
@@ -161,13 +166,15 @@ def judge(
     ref = np.where(ad_ok, ad, fdv)
     if scale is None:
         scale = float(np.max(np.abs(ref), initial=0.0))
-    scale = max(scale, PROBLEM_FLOOR * problem_scale)
-    floor = RHO * scale
+    if magnitude is None:
+        scale = max(scale, PROBLEM_FLOOR * problem_scale)
+    floor = RHO * scale if magnitude is None else 0.0
     sources = tuple(s for s, v in (("jax", ad_ok), ("fd", fd_ok)) if np.any(v))
     out = EntryVerdicts(np.full(shape, FAIL, dtype=STATUS_DTYPE), ref, got, np.abs(got - ref),
                         np.zeros(shape), scale, sources)
 
-    rounding = TERM_RTOL * np.asarray(magnitude, dtype=np.float64) + TINY
+    rounding = TERM_RTOL * np.asarray(0.0 if magnitude is None else magnitude,
+                                      dtype=np.float64) + TINY
     if tau == TAU_FLOAT32:
         rounding = rounding * (TAU_FLOAT32 / TAU)
     tol_ad = tau * (np.abs(ad) + floor) + rounding
@@ -192,11 +199,17 @@ def judge(
     status = out.status
     both, ad_only, fd_only = ad_ok & fd_ok, ad_ok & ~fd_ok, fd_ok & ~ad_ok
     # JAX and FD both present.
-    settled = ha & af & ~useless  # FD confirms JAX: any flagged kink did no harm here
+    # FD confirms JAX -- but not across a kink: there its error bar comes from the jump, and
+    # "0 within a wide bar" confirms nothing (an all-zero term at relu's kink).
+    settled = ha & af & ~useless & ~kinked
     kink = kinked & ~settled
     status[both & settled] = PASS
     status[both & ha & ~settled] = DOUBT
     status[both & ~ha & ~af & hf] = DOUBT
+    # hand != JAX ~ FD is a FAIL only where finite differences separate hand from JAX: if hand
+    # is inside FD's error too, FD cannot tell which of the two is right (JAX may be the less
+    # accurate one: p - 1 for a confident softmax).
+    status[both & ~ha & af & hf] = DOUBT
     status[both & kink & (ha | in_bracket)] = KINK  # JAX agrees (same convention) or subgradient
     status[both & kink & ~ha & ~in_bracket] = FAIL
     # JAX alone.
