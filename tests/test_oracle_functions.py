@@ -369,11 +369,22 @@ def test_an_unknown_fd_mode_is_refused():
         check_gradient(f_sq, g_sq, np.ones(2), fd="central")
 
 
-def test_an_activation_giving_nan_on_the_check_points_gets_a_clear_error():
+def test_points_where_the_activation_itself_is_not_finite_are_left_out_and_named():
     act = Activation("nan_above_7", lambda v: namespace_of(v).where(v > 7, np.nan, v),
                      lambda v: np.ones_like(v))
-    with pytest.raises(ValueError, match="nan_above_7.*NaN/Inf"):
-        check_activation(act)
+    report = check_activation(act)
+    assert report.ok and report.count("FAIL") == 0, str(report)
+    assert any("not finite at v = [10.0, 30.0, 100.0, 1000.0]" in n for n in report.notes)
+    with pytest.raises(ValueError, match="nan_everywhere.*every check point"):
+        check_activation(Activation("nan_everywhere", lambda v: v * np.nan, np.ones_like))
+
+
+def test_exp_overflowing_at_the_largest_probe_is_checked_at_the_others():
+    report = check_activation(Activation("exp", np.exp, np.exp))
+    assert report.ok and report.count("doubt") == 0, str(report)
+    wrong = check_activation(Activation("exp_off", np.exp, lambda v: np.exp(v) * (
+        1 + 1e-6 * (np.abs(v - 1.0) < 1e-12))))
+    assert not wrong.ok and wrong.rows[0].at == 1.0, str(wrong)
 
 
 def test_an_unknown_activation_or_loss_name_is_refused_with_the_valid_names():
