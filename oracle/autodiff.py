@@ -171,12 +171,11 @@ def vjp(
     Returns:
         ``({input position: gradient}, how)`` or ``(None, why not)``. When JAX succeeds and
         ``magnitudes`` is a dict, it receives per input the size of the terms each entry of the
-        gradient is a sum of (estimated by ``MAGNITUDE_PROBES`` sign-scrambled cotangents), for
-        the rounding part of the tolerance (``verdict.judge``'s ``magnitude``).
+        gradient is a sum of (estimated by ``MAGNITUDE_PROBES`` sign-scrambled cotangents, at
+        the cost of as many more pullbacks), for the rounding part of the tolerance
+        (``verdict.judge``'s ``magnitude``).
     """
     kept = [j for j, a in enumerate(expected.arrays) if a is not None and cotangent[j] is not None]
-    if magnitudes is None:
-        magnitudes = {}
     if not kept:
         return None, "forward has no floating output to differentiate"
 
@@ -187,7 +186,7 @@ def vjp(
     # size of the terms each entry sums (their 2-norm: at least the largest, at most their sum).
     rng = np.random.default_rng(MAGNITUDE_SEED)
     probes = [[c * rng.choice([-1.0, 1.0], size=c.shape) for c in cts]
-              for _ in range(MAGNITUDE_PROBES)]
+              for _ in range(MAGNITUDE_PROBES if magnitudes is not None else 0)]
 
     def attempt(fn: Callable) -> dict[int, np.ndarray]:
         def pure(*diff):
@@ -218,11 +217,12 @@ def vjp(
                 raise ValueError(f"JAX's forward gives other values than numpy's (largest "
                                  f"difference {gap:.2e} on outputs of size {scale:.2e})")
         out = {i: to_numpy(g) for i, g in zip(wrt, grads)}
-        for i in wrt:
-            magnitudes[i] = np.abs(out[i])
-        for probe in probed:
-            for i, g in zip(wrt, probe):
-                magnitudes[i] = np.maximum(magnitudes[i], np.abs(to_numpy(g)))
+        if magnitudes is not None:
+            for i in wrt:
+                magnitudes[i] = np.abs(out[i])
+            for probe in probed:
+                for i, g in zip(wrt, probe):
+                    magnitudes[i] = np.maximum(magnitudes[i], np.abs(to_numpy(g)))
         return out
 
     try:

@@ -41,7 +41,7 @@ from .finite_differences import (
     kink_probe,
 )
 from .report import Row
-from .verdict import DOUBT, FAIL, FD_ALONE_NOTE, KINK, PASS, EntryVerdicts, judge
+from .verdict import DOUBT, FAIL, FD_ALONE_NOTE, KINK, PASS, TAU, EntryVerdicts, judge
 
 __all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_vjp", "validate_gradient"]
 
@@ -124,7 +124,13 @@ def judge_vjp(
         jax_why = "JAX left out (jax=False)"
     else:
         ad, jax_why = autodiff.vjp(forward, args, cotangent, wrt, output,
-                                   lifted=jax != "direct", magnitudes=sizes)
+                                   lifted=jax != "direct")
+        if ad is not None and any(np.any(np.abs(hand[i] - ad[i]) > TAU * np.abs(ad[i]))
+                                  for i in wrt):
+            # Only where hand and JAX differ beyond 1e-9 relative does rounding matter: then
+            # (and only then) the pullbacks that measure the terms' magnitudes are paid for.
+            autodiff.vjp(forward, args, cotangent, wrt, output, lifted=jax != "direct",
+                         magnitudes=sizes)
     notes.append(jax_why)
     floor = output.pair_magnitude(cotangent)
     phi0 = output.pair(cotangent)
@@ -153,9 +159,11 @@ def judge_vjp(
             else:
                 est = None if ref is not None else _no_source(x.shape)
             verdicts = judge(got, ref, est, magnitude=magnitude)
+            note = ""
             if est is not None and not np.all(np.isnan(est.value)):
                 _look_closer(phi, phi0, x, got, ref, magnitude, verdicts)
-            row = Row.from_verdicts(None, term(name), "total", verdicts, input=name)
+                note = _joint_kinks(phi, phi0, x, got, verdicts)
+            row = Row.from_verdicts(None, term(name), "total", verdicts, input=name, note=note)
         rows.append(row)
 
     if any(r.sources == ("jax", "fd") and fd != "exhaustive" for r in rows):
@@ -240,6 +248,9 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
             rest_idx = np.unravel_index(rest, x.shape)
             status[rest_idx] = FAIL if np.any(three.status == FAIL) else DOUBT
             notes.append(f"{rest.size} more entries judged against JAX alone")
+    joint = _joint_kinks(phi, phi0, x, got, verdicts)
+    if joint:
+        notes.append(joint)
     # What the directions said of JAX carries over to the entries JAX settled.
     if jax_vs_fd.count(DOUBT):
         status[status == PASS] = DOUBT
@@ -266,8 +277,8 @@ def _embed(x: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=None) -> None:
-    """Re-judge, in place, the entries where the first stencil could not decide (doubt) or
-    failed by little, with ``finite_differences.kink_probe``: one-sided derivatives with
+    """Re-judge, in place, the entries where the first stencil could not decide (doubt), saw a
+    kink, or failed by little, with ``finite_differences.kink_probe``: one-sided derivatives with
     measured round-off at shrinking steps, which tell a kink at x (and its exact bracket, even
     where f is curved on both sides) from a kink beside x (left behind by a smaller step).
 
@@ -277,7 +288,9 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
     expected = verdicts.expected.reshape(-1)
     gap = np.abs(np.asarray(got, dtype=np.float64).reshape(-1) - expected)
     near = gap <= PROBE_RELATIVE * (np.abs(expected) + verdicts.scale)
-    suspects = np.flatnonzero((status == DOUBT) | ((status == FAIL) & near))
+    # Kinks too: the first stencil calls a kink anything inside its reach, and a value that is
+    # only a one-sided slope of a kink *beside* x is no subgradient at x.
+    suspects = np.flatnonzero((status == DOUBT) | (status == KINK) | ((status == FAIL) & near))
     if not suspects.size:
         return
     ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
@@ -300,3 +313,37 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
                                             np.shape(got)).reshape(-1)[which])
     status[which] = again.status
     verdicts.tolerance.reshape(-1)[which] = again.tolerance
+
+
+def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts) -> str:
+    """Check the entries judged as kinks *jointly*, in place; return a note when it decided.
+
+    Each kink entry alone only has to lie in its own bracket of one-sided slopes, but at a tie
+    (of a max, a sort, a max-pooling window) the subdifferential is not a box: a backward that
+    routes the whole gradient to *every* tied entry (a max-pool mask ``x == max``) passes each
+    entry's bracket and is still wrong. Along d = the sum of the kink entries' unit vectors,
+    every subgradient g must have <g, d> within the one-sided derivatives of t -> f(x + t d)
+    (exactly the derivative where f is smooth along d, as moving every tied entry together is).
+    Outside: FAIL where f is smooth along d, doubt where d crosses a kink itself.
+    """
+    status = verdicts.status.reshape(-1)
+    tied = np.flatnonzero(status == KINK)
+    if tied.size < 2:
+        return ""
+    d = np.zeros(x.size)
+    d[tied] = 1.0
+    d = d.reshape(x.shape)
+    h = choose_steps(np.array([np.max(np.abs(x.reshape(-1)[tied]), initial=0.0)]))
+    along = kink_probe(lambda s: phi(x + s[0] * d), np.zeros(1), np.array([0]), h, f0=phi0)
+    total = np.array([np.sum(np.asarray(got, dtype=np.float64).reshape(-1)[tied])])
+    joint = judge(total, None, along, scale=float(np.sum(np.abs(verdicts.expected.reshape(-1)[
+        tied]))))
+    outcome = joint.status[0]
+    if outcome in (PASS, KINK) or not np.isfinite(along.value[0]):
+        return ""
+    status[tied] = outcome
+    what = "the derivative along it is" if not along.kink[0] else "its one-sided derivatives are"
+    span = (f"{along.value[0]:.6g}" if not along.kink[0]
+            else f"[{along.lo[0]:.6g}, {along.hi[0]:.6g}]")
+    return (f"the {tied.size} kink entries checked jointly (ties are not boxes): along their sum "
+            f"{what} {span}, the hand-derived gradient sums to {total[0]:.6g}")
