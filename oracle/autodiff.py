@@ -225,18 +225,32 @@ def vjp(
                     magnitudes[i] = np.maximum(magnitudes[i], np.abs(to_numpy(g)))
         return out
 
-    try:
-        return attempt(forward), "JAX traced forward as it is"
-    except Exception as exc:  # whatever the user's code raises under tracing
-        direct = _first_line(exc)
-    if not lifted:
-        return None, f"JAX could not trace forward ({direct}): finite differences alone judge"
-    try:
-        from .numpy_on_jax import lift
+    from .numpy_on_jax import lift
 
-        return attempt(lift(forward)), (
-            "JAX differentiated forward's numpy code run on JAX arrays (numpy's dispatch "
-            f"protocols; traced as it is it raised {direct})")
-    except Exception as exc:
-        return None, (f"JAX could not trace forward ({direct}), nor its numpy code on JAX "
-                      f"arrays ({_first_line(exc)}): finite differences alone judge")
+    tries = [(forward, "JAX traced forward as it is")]
+    if lifted:
+        tries.append((lift(forward), "JAX differentiated forward's numpy code run on JAX arrays "
+                                     "(numpy's dispatch protocols)"))
+        if _calls_numpy(forward):  # most numpy code fails as it is: save the failed attempt
+            tries.reverse()
+    failures = []
+    for fn, how in tries:
+        try:
+            return attempt(fn), how
+        except Exception as exc:  # whatever the user's code raises under tracing
+            failures.append(_first_line(exc))
+    what = ["traced as it is", "run on JAX arrays"]
+    if len(tries) == 2 and tries[0][1].startswith("JAX differentiated"):
+        what.reverse()
+    said = "; ".join(f"{w}: {f}" for w, f in zip(what, failures))
+    return None, f"JAX could not trace forward ({said}): finite differences alone judge"
+
+
+def _calls_numpy(fn: Callable) -> bool:
+    """Whether ``fn``'s own code names the numpy module (``np.exp(...)``), and not jax.numpy."""
+    code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+    scope = getattr(getattr(fn, "__wrapped__", fn), "__globals__", {})
+    if code is None:
+        return False
+    modules = {getattr(scope.get(name), "__name__", None) for name in code.co_names}
+    return "numpy" in modules and "jax.numpy" not in modules

@@ -83,10 +83,14 @@ def render_table() -> str:
         rows.append(f"| {name} | {style} | {layer.bug} | {_verdict(right)} | {_verdict(buggy)} "
                     f"| {source} |")
     total = len(LAYERS)
+    traceable = sum("jnp_traceable" in layer.style for layer in LAYERS.values())
     rows.append("")
     rows.append(f"JAX took part in {total - counts['none']} of {total} layers: "
                 f"{counts['as it is']} as they are, {counts['numpy on JAX']} through numpy on "
-                f"JAX; {counts['none']} by finite differences alone.")
+                f"JAX; {counts['none']} by finite differences alone. Traced as they are, "
+                f"without numpy on JAX, {traceable} of {total} would get JAX (the "
+                "`jnp_traceable` ones; code that names numpy is run on JAX arrays first, as "
+                "that is what works for most of it).")
     return "\n".join(rows) + "\n"
 
 
