@@ -43,7 +43,7 @@ from .finite_differences import (
 from .report import Row
 from .verdict import DOUBT, FAIL, FD_ALONE_NOTE, KINK, PASS, TAU, EntryVerdicts, judge
 
-__all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_vjp", "validate_gradient"]
+__all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_entries", "judge_vjp", "validate_gradient"]
 
 MAX_EXHAUSTIVE = 2_000
 """Default: an input with at most this many entries gets a stencil per entry."""
@@ -158,11 +158,8 @@ def judge_vjp(
                 est = estimate_where_finite(values, steps, noise_floor=floor).reshape(x.shape)
             else:
                 est = None if ref is not None else _no_source(x.shape)
-            verdicts = judge(got, ref, est, magnitude=magnitude)
-            note = ""
-            if est is not None and not np.all(np.isnan(est.value)):
-                _look_closer(phi, phi0, x, got, ref, magnitude, verdicts)
-                note = _joint_kinks(phi, phi0, x, got, verdicts)
+            verdicts, note = judge_entries(got, ref, est, magnitude=magnitude, phi=phi, x=x,
+                                           f0=phi0)
             row = Row.from_verdicts(None, term(name), "total", verdicts, input=name, note=note)
         rows.append(row)
 
@@ -259,6 +256,33 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         notes.append("a random direction crosses a kink (entries judged against JAX)")
     verdicts.sources = ("jax", "fd")
     return Row.from_verdicts(None, term, "total", verdicts, input=name, note="; ".join(notes))
+
+
+def judge_entries(
+    got: np.ndarray,
+    ad: np.ndarray | None,
+    est: FDEstimate | None,
+    *,
+    magnitude: np.ndarray | float | None = None,
+    phi: Callable[[np.ndarray], float] | None = None,
+    x: np.ndarray | None = None,
+    f0: float | None = None,
+    problem_scale: float = 0.0,
+) -> tuple[EntryVerdicts, str]:
+    """Every entry of one term judged: ``verdict.judge``, then, where ``phi`` (the scalar whose
+    gradient the term is, as a function of ``x``, the point the term's entries belong to) is
+    given, a closer look at undecided entries (``_look_closer``) and the kinks checked jointly
+    (``_joint_kinks``). The one judging step of every check: the general checks and the local
+    terms of ``check_network`` alike.
+
+    Returns:
+        The verdicts and a note (empty unless the joint check of kinks decided something).
+    """
+    verdicts = judge(got, ad, est, problem_scale=problem_scale, magnitude=magnitude)
+    if phi is None or est is None or np.all(np.isnan(est.value)):
+        return verdicts, ""
+    _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude, verdicts)
+    return verdicts, _joint_kinks(phi, f0, x, got, verdicts)
 
 
 PROBED = 64

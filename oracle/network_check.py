@@ -30,6 +30,7 @@ from reference import Network
 from reference.passes import Trace, forward_pass, loss_from_trace
 
 from . import autodiff, magnitudes, network_fd
+from .engine import judge_entries
 from .finite_differences import EPS
 from .jax_support import UntraceableError
 from .network_fd import Directions
@@ -189,7 +190,8 @@ def check_network(
             return "exhaustive" if size <= max_exhaustive else "directional"
         return fd
 
-    rows = _local_rows(trace, weights, t, acts, loss, fd, rng, notes, verdict) if local else []
+    rows = _local_rows(trace, weights, t, acts, loss, fd, rng, notes, verdict,
+                       problem_scale) if local else []
 
     # ---- totals -----------------------------------------------------------------------------
     totals = _try_jax(autodiff.network_grads, weights, x, t, acts, loss, notes=notes,
@@ -264,7 +266,8 @@ def _locate(row: Row, got, ad, problem_scale, magnitude) -> Row:
     return row
 
 
-def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -> list[Row]:
+def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict,
+                problem_scale) -> list[Row]:
     """Rows for the loss term, then each layer's activation, dW and dX, last layer first."""
     rows: list[Row] = []
     last = len(weights) - 1
@@ -280,7 +283,8 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
             est = network_fd.loss_fd(loss, v_last, t, from_v=True) if fd != "none" else None
             magnitude = magnitudes.loss_magnitude(loss, v_last, y_last, t, fused=True)
             rows.append(Row.from_verdicts(
-                last, "loss", "local", verdict(got, ad, est, magnitude),
+                last, "loss", "local", _loss_verdicts(loss, t, v_last, got, ad, est, magnitude,
+                                                      problem_scale, fused=True),
                 name=f"{loss.name}+{acts[last].name}",
                 note="dE/dV of the loss and its output activation together"))
     else:
@@ -293,8 +297,9 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
                           what=f"loss {loss.name!r}")
             est = network_fd.loss_fd(loss, y_last, t) if fd != "none" else None
             magnitude = magnitudes.loss_magnitude(loss, v_last, y_last, t, fused=False)
-            rows.append(Row.from_verdicts(last, "loss", "local", verdict(got, ad, est, magnitude),
-                                          name=loss.name))
+            rows.append(Row.from_verdicts(last, "loss", "local", _loss_verdicts(
+                loss, t, y_last, got, ad, est, magnitude, problem_scale, fused=False),
+                name=loss.name))
 
     for k in range(last, -1, -1):
         act, v, y = acts[k], trace.vs[k], trace.ys[k]
@@ -305,13 +310,14 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
             if bad:
                 rows.append(bad)
             else:
-                rows.append(_activation_row(k, act, v, g, trace.dvs[k], fd, notes, verdict))
+                rows.append(_activation_row(k, act, v, g, trace.dvs[k], fd, notes,
+                                            problem_scale))
         else:  # the fused output layer: check the activation alone with a random upstream
             g = rng.normal(size=v.shape)
             with np.errstate(all="ignore"):
                 got = act.backward(v, y, g)
             rows.append(_activation_row(
-                k, act, v, g, got, fd, notes, verdict,
+                k, act, v, g, got, fd, notes, problem_scale,
                 note="fused with the loss; checked alone with a random upstream dE/dY"))
         dv = trace.dvs[k]
         if np.shape(dv) != v.shape:
@@ -331,6 +337,20 @@ def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict) -
     return rows
 
 
+def _loss_verdicts(loss, t, at, got, ad, est, magnitude, problem_scale, *, fused: bool):
+    """The loss's local term judged by the engine, with E itself (of V when fused, else of Y)
+    as the scalar its closer look differentiates."""
+    value = loss.value_from_v if fused else loss.value
+
+    def phi(z: np.ndarray) -> float:
+        return float(value(z, t))
+
+    with np.errstate(all="ignore"):
+        verdicts, _ = judge_entries(got, ad, est, magnitude=magnitude, phi=phi, x=at,
+                                    f0=phi(at), problem_scale=problem_scale)
+    return verdicts
+
+
 def _passed_back(trace: Trace, k: int) -> np.ndarray | None:
     """dE/dX of layer k as it was actually passed on: what layer k-1 received, if any."""
     if k > 0 and trace.gs[k - 1] is not None:
@@ -338,7 +358,7 @@ def _passed_back(trace: Trace, k: int) -> np.ndarray | None:
     return trace.dxs[k]
 
 
-def _activation_row(k, act, v, g, got, fd, notes, verdict, note: str = "") -> Row:
+def _activation_row(k, act, v, g, got, fd, notes, problem_scale, note: str = "") -> Row:
     ad = _try_jax(autodiff.activation_vjp, act, v, g, notes=notes,
                   what=f"activation {act.name!r}")
     est, deriv = (None, None)
@@ -347,8 +367,15 @@ def _activation_row(k, act, v, g, got, fd, notes, verdict, note: str = "") -> Ro
             est, deriv = network_fd.activation_fd(act, v, g)
     y = act(v) if not act.elementwise else None
     magnitude = magnitudes.activation_magnitude(act, v, y, np.abs(g))
-    row = Row.from_verdicts(k, "activation", "local", verdict(got, ad, est, magnitude),
-                            name=act.name, note=note)
+
+    def phi(z: np.ndarray) -> float:  # the scalar whose gradient dE/dV = g^T act'(V) is
+        return float(np.vdot(g, act(z)))
+
+    with np.errstate(all="ignore"):
+        verdicts, joint = judge_entries(got, ad, est, magnitude=magnitude, phi=phi, x=v,
+                                        f0=phi(v), problem_scale=problem_scale)
+    row = Row.from_verdicts(k, "activation", "local", verdicts, name=act.name,
+                            note="; ".join(filter(None, [note, joint])))
     if row.index and act.elementwise:
         row.at = float(v[row.index])
         # Report the derivative itself at the worst entry (got/expected of act'(v)).
