@@ -8,6 +8,7 @@ made.
 """
 
 from .function_check import check_activation, check_gradient, check_loss
+from .hvp_check import check_double_backward, check_hvp
 from .jax_support import assert_x64  # noqa: F401  (first: x64 before any JAX array)
 from .layers_check import check_layers
 from .network_check import check_network
@@ -18,7 +19,9 @@ __all__ = [
     "Report",
     "Row",
     "check_activation",
+    "check_double_backward",
     "check_gradient",
+    "check_hvp",
     "check_layers",
     "check_loss",
     "check_network",
