@@ -41,7 +41,18 @@ from .finite_differences import (
     kink_probe,
 )
 from .report import Row
-from .verdict import DOUBT, FAIL, FD_ALONE_NOTE, KINK, PASS, TAU, EntryVerdicts, judge
+from .verdict import (
+    DOUBT,
+    FAIL,
+    FD_ALONE_NOTE,
+    FD_USELESS,
+    KINK,
+    PASS,
+    SAFETY,
+    TAU,
+    EntryVerdicts,
+    judge,
+)
 
 __all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_entries", "judge_vjp", "validate_gradient"]
 
@@ -153,13 +164,17 @@ def judge_vjp(
                                    directions, rng, term(name), name)
         else:
             magnitude = sizes.get(i, 0.0)
+            step_note = ""
             if mode == "exhaustive":
                 values, steps = entry_stencils(phi, x, choose_steps(x), f0=phi0)
                 est = estimate_where_finite(values, steps, noise_floor=floor).reshape(x.shape)
+                if ref is None:  # finite differences alone: do they depend on the step?
+                    step_note = _second_step(phi, phi0, x, est, floor)
             else:
                 est = None if ref is not None else _no_source(x.shape)
             verdicts, note = judge_entries(got, ref, est, magnitude=magnitude, phi=phi, x=x,
                                            f0=phi0)
+            note = "; ".join(filter(None, [step_note, note]))
             row = Row.from_verdicts(None, term(name), "total", verdicts, input=name, note=note)
         rows.append(row)
 
@@ -233,8 +248,9 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         est = estimate_where_finite(values, steps, noise_floor=floor)
         idx = np.unravel_index(chosen, x.shape)
         three = judge(got[idx], ref[idx], est, scale=verdicts.scale, magnitude=magnitude[idx])
-        _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
-                     three, at=lambda z, c=chosen: _embed(x, c, z))
+        if not _noisy(est):
+            _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
+                         three, at=lambda z, c=chosen: _embed(x, c, z))
         status[idx] = three.status
         verdicts.tolerance[idx] = three.tolerance
         notes.append(f"{chosen.size} entries where hand and JAX disagree got stencils of "
@@ -279,8 +295,8 @@ def judge_entries(
         The verdicts and a note (empty unless the joint check of kinks decided something).
     """
     verdicts = judge(got, ad, est, problem_scale=problem_scale, magnitude=magnitude)
-    if phi is None or est is None or np.all(np.isnan(est.value)):
-        return verdicts, ""
+    if phi is None or est is None or np.all(np.isnan(est.value)) or _noisy(est):
+        return verdicts, ""  # (a noisy f's closer look would only find a confident staircase)
     _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude, verdicts)
     return verdicts, _joint_kinks(phi, f0, x, got, verdicts)
 
@@ -291,6 +307,46 @@ PROBE_RELATIVE = 1e-3
 """A FAIL this close to finite differences (relative to the entry and its term) could be an
 unseen kink (a slope jump small next to |f|): such entries get a closer look. A larger error
 would have shown as a kink already."""
+
+
+STEP_RATIO = 0.7
+"""Finite differences alone are repeated on a few entries with steps 0.7 h: a step that aliases
+with a periodic part of f (period h) reads a smooth slope that a step of another length does
+not."""
+STEP_CHECKED = 8
+
+
+def _second_step(phi, phi0, x: np.ndarray, est: FDEstimate, floor: float) -> str:
+    """Repeat a few entries' stencils with another step; where the two estimates disagree beyond
+    their errors, mark every estimate noisy (it cannot confirm) and say why."""
+    finite = np.flatnonzero(np.isfinite(est.value.reshape(-1)) & ~est.kink.reshape(-1))
+    if not finite.size or _noisy(est):
+        return ""
+    chosen = finite[np.unique(np.linspace(0, finite.size - 1, STEP_CHECKED).astype(int))]
+    steps = est.step.reshape(-1).copy()
+    steps[chosen] *= STEP_RATIO
+    values, used = entry_stencils(phi, x, steps.reshape(x.shape), chosen, f0=phi0)
+    other = estimate_where_finite(values, used, noise_floor=floor)
+    first = FDEstimate(*(np.reshape(getattr(est, n), -1)[chosen] for n in (
+        "value", "error", "kink", "lo", "hi", "central", "step")))
+    gap = np.abs(other.value - first.value)
+    off = gap > SAFETY * (first.error + other.error) + 1e-300
+    if other.noisy is not None:  # the other step sees noise (or a period) the first did not
+        off |= other.noisy
+    # ... or cannot estimate at all where the first looked precise (a smooth f's errors at h and
+    # 0.7 h differ by a small factor: truncation ~h^2, round-off ~1/h).
+    off |= other.error > np.maximum(100 * first.error, FD_USELESS * np.abs(first.value))
+    if not np.any(off):
+        return ""
+    est.noisy = np.ones(x.shape, bool)
+    return (f"finite differences depend on their step (with 0.7 h, {int(np.sum(off))} of "
+            f"{chosen.size} entries moved by up to {float(np.max(gap)):.2e}): f aliases with the "
+            "step or is noisy, so they confirm nothing")
+
+
+def _noisy(est: FDEstimate) -> bool:
+    """Whether finite differences found f noisier than float64 arithmetic makes it."""
+    return est.noisy is not None and bool(np.any(est.noisy))
 
 
 def _embed(x: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:

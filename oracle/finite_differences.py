@@ -45,6 +45,10 @@ NOISE_SIGMAS = 3.0
 KINK_FACTOR = 20.0
 """A slope pattern must break by 20x its expected smooth size (noise and h^2 f''') to be a kink."""
 
+NOISY_SHARE = 0.25
+"""f is taken for noisy when at least a quarter of the smooth stencils measure round-off beyond
+``ROUNDOFF_BOUND``."""
+
 ROUNDOFF_BOUND = 1000.0
 """Honest round-off in evaluating f is taken to be at most 1000 eps |f| (a deep sum of a few
 hundred rounded terms stays well inside it)."""
@@ -67,6 +71,9 @@ class FDEstimate:
         lo, hi: the bracket of the one-sided slopes (meaningful where ``kink``).
         central: the plain central difference D(h), for reports.
         step: the step h used.
+        noisy: True where f's measured round-off exceeds what honest float64 arithmetic makes
+            (``ROUNDOFF_BOUND`` eps |f|): f is noisy (a solver's tolerance, float32 inside), and
+            its finite differences may not confirm anything (None: not measured).
     """
 
     value: np.ndarray
@@ -76,10 +83,12 @@ class FDEstimate:
     hi: np.ndarray
     central: np.ndarray
     step: np.ndarray
+    noisy: np.ndarray | None = None
 
     def reshape(self, shape: tuple[int, ...]) -> FDEstimate:
         return FDEstimate(*(np.reshape(a, shape) for a in (
-            self.value, self.error, self.kink, self.lo, self.hi, self.central, self.step)))
+            self.value, self.error, self.kink, self.lo, self.hi, self.central, self.step)),
+            noisy=None if self.noisy is None else np.reshape(self.noisy, shape))
 
 
 def estimate(
@@ -136,12 +145,25 @@ def estimate(
     lo = np.minimum(np.min(slopes, axis=-1) - slack, np.min(ends, axis=-1) - 3 * slack)
     hi = np.maximum(np.max(slopes, axis=-1) + slack, np.max(ends, axis=-1) + 3 * slack)
 
+    # Noise, not truncation: a smooth f's slope steps change steadily (its two second
+    # differences share a sign, ~h^2 f'''), where noise flips them at random.
+    second = np.diff(steps, axis=-1)
+    flips = second[..., 0] * second[..., 1] < 0
+    noisy = ~kink & flips & (fourth / np.sqrt(70.0) > ROUNDOFF_BOUND * EPS * magnitude)
     per_entry = sigma / h
     smooth = per_entry[~kink]
     pooled = float(np.median(smooth)) if smooth.size else 0.0
+    if smooth.size and np.sum(noisy) >= NOISY_SHARE * smooth.size:
+        # Noise is f's, not an entry's: where many stencils show it, a quiet-looking one was
+        # lucky (a float32 staircase can fall on a line). Every entry gets the worst level.
+        # (One or two loud stencils among many are more likely an unflagged kink nearby.)
+        pooled = float(np.max(smooth))
+        noisy = np.ones_like(noisy)
+    else:
+        noisy = np.zeros_like(noisy)
     roundoff = NOISE_SIGMAS * np.maximum(per_entry, pooled)
     error = truncation + roundoff
-    return FDEstimate(richardson, error, kink, lo, hi, d1, h.copy())
+    return FDEstimate(richardson, error, kink, lo, hi, d1, h.copy(), noisy)
 
 
 def stencil_loop(
@@ -299,10 +321,11 @@ def estimate_where_finite(values: np.ndarray, h: np.ndarray, *, noise_floor: flo
     ok = np.all(np.isfinite(values), axis=-1)
     n = values.shape[0]
     full = FDEstimate(*(np.full(n, np.nan) for _ in range(2)), np.zeros(n, bool),
-                      *(np.full(n, np.nan) for _ in range(3)), np.asarray(h, float).copy())
+                      *(np.full(n, np.nan) for _ in range(3)), np.asarray(h, float).copy(),
+                      np.zeros(n, bool))
     if np.any(ok):
         part = estimate(values[ok], np.asarray(h)[ok], noise_floor=noise_floor)
-        for name in ("value", "error", "kink", "lo", "hi", "central"):
+        for name in ("value", "error", "kink", "lo", "hi", "central", "noisy"):
             getattr(full, name)[ok] = getattr(part, name)
     return full
 

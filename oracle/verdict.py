@@ -192,6 +192,10 @@ def judge(
         # (With every value exactly 0 the scale is 0 and FD only has to confirm zero within
         # its own error, which the comparisons do.)
         useless = (err > FD_USELESS * (base + scale)) & (scale > 0)
+        # A noisy f (measured round-off beyond honest float64 arithmetic) cannot confirm: its
+        # differences may only separate (FAIL) or leave in doubt.
+        if fd.noisy is not None:
+            useless = useless | (np.asarray(fd.noisy, bool) & fd_ok)
     else:
         tol_fd = np.full(shape, np.inf)
         hf = af = kinked = in_bracket = useless = np.zeros(shape, bool)
