@@ -27,7 +27,7 @@ from reference.losses import Loss
 
 from .arguments import Arguments, Output
 from .jax_support import UntraceableError, jax, jnp, to_numpy, traceable
-from .jaxpr_numpy import numpy_call
+from .jaxpr_numpy import numpy_program
 
 __all__ = ["activation_derivative", "activation_vjp", "dense_vjp", "loss_grad", "network_grads",
            "vjp"]
@@ -108,12 +108,22 @@ def activation_vjp(act: Activation, v: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def activation_derivative(act: Activation, v: np.ndarray) -> np.ndarray:
-    """``act'(v)`` elementwise (a JVP with a tangent of ones); only for elementwise activations."""
-    def derivative(a):
-        return jax.jvp(act.f, (a,), (jnp.ones_like(a),))[1]
+    """``act'(v)`` elementwise (a JVP with a tangent of ones); only for elementwise activations.
+    An activation written with numpy calls (``np.exp``) is run on JAX arrays
+    (``numpy_on_jax.lift``) when it cannot be traced as it is."""
+    def derivative(a, f=act.f):
+        return jax.jvp(f, (a,), (jnp.ones_like(a),))[1]
 
-    derivative = _maybe_jit(("activation_derivative", act, v.shape), derivative)
-    return to_numpy(traceable(derivative, jnp.asarray(v)))
+    try:
+        jitted = _maybe_jit(("activation_derivative", act, v.shape), derivative)
+        return to_numpy(traceable(jitted, jnp.asarray(v)))
+    except UntraceableError as exc:
+        from .numpy_on_jax import lift
+
+        try:
+            return to_numpy(derivative(jnp.asarray(v), lift(act.f)))
+        except Exception:
+            raise exc from None
 
 
 def dense_vjp(x: np.ndarray, w: np.ndarray, dv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +164,7 @@ def vjp(
     *,
     lifted: bool = True,
     magnitudes: dict[int, np.ndarray] | None = None,
+    again: list | None = None,
 ) -> tuple[dict[int, np.ndarray] | None, str]:
     """JAX's vector-Jacobian product of a user's ``forward`` at ``args``, for the inputs ``wrt``.
 
@@ -173,7 +184,10 @@ def vjp(
         ``magnitudes`` is a dict, it receives per input the size of the terms each entry of the
         gradient is a sum of (estimated by ``MAGNITUDE_PROBES`` sign-scrambled cotangents, at
         the cost of as many more pullbacks), for the rounding part of the tolerance
-        (``verdict.judge``'s ``magnitude``).
+        (``verdict.judge``'s ``magnitude``). When ``again`` is a list and the program could be
+        traced abstractly, it receives ``at(values) -> gradients``: the same VJP (same
+        cotangent) at other input values ``{position: array}``, with no tracing: the engine
+        asks it for one-sided derivatives at kinks.
     """
     kept = [j for j, a in enumerate(expected.arrays) if a is not None and cotangent[j] is not None]
     if not kept:
@@ -203,8 +217,10 @@ def vjp(
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:  # traced once, run by numpy: no XLA compilation (jaxpr_numpy)
-                primal, grads, probed = numpy_call(program, xs, cts, probes)
+                run = numpy_program(program, xs, cts, probes)
+                primal, grads, probed = run(xs, cts, probes)
             except VALUE_DEPENDENT:  # control flow on values: eager JAX has concrete values
+                run = None
                 primal, grads, probed = program([jnp.asarray(x) for x in xs], cts, probes)
         for j, p in zip(kept, primal):
             want = expected.arrays[j]
@@ -217,6 +233,13 @@ def vjp(
                 raise ValueError(f"JAX's forward gives other values than numpy's (largest "
                                  f"difference {gap:.2e} on outputs of size {scale:.2e})")
         out = {i: to_numpy(g) for i, g in zip(wrt, grads)}
+        if again is not None and run is not None:
+            def at(values: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+                moved = [np.asarray(values.get(i, x), dtype=np.float64) for i, x in zip(wrt, xs)]
+                with np.errstate(all="ignore"):
+                    _, g, _ = run(moved, cts, probes)
+                return {i: to_numpy(gi) for i, gi in zip(wrt, g)}
+            again.append(at)
         if magnitudes is not None:
             for i in wrt:
                 magnitudes[i] = np.abs(out[i])

@@ -40,16 +40,17 @@ from .finite_differences import (
     estimate_where_finite,
     kink_probe,
 )
+from .magnitudes import TERM_RTOL
 from .report import Row
 from .verdict import (
     DOUBT,
     FAIL,
     FD_ALONE_NOTE,
-    FD_USELESS,
     KINK,
     PASS,
     SAFETY,
     TAU,
+    TINY,
     EntryVerdicts,
     judge,
 )
@@ -130,12 +131,15 @@ def judge_vjp(
     wrt = sorted(hand)
     notes: list[str] = []
     ad: dict[int, np.ndarray] | None = None
+    at = None
     sizes: dict[int, np.ndarray] = {}
     if jax is False:
         jax_why = "JAX left out (jax=False)"
     else:
+        again: list = []
         ad, jax_why = autodiff.vjp(forward, args, cotangent, wrt, output,
-                                   lifted=jax != "direct")
+                                   lifted=jax != "direct", again=again)
+        at = again[0] if again else None
         if ad is not None and any(np.any(np.abs(hand[i] - ad[i]) > TAU * np.abs(ad[i]))
                                   for i in wrt):
             # Only where hand and JAX differ beyond 1e-9 relative does rounding matter: then
@@ -159,9 +163,10 @@ def judge_vjp(
         if fd == "auto":
             mode = ("directional" if ref is not None or x.size > max_exhaustive
                     else "exhaustive")
+        one_sided = None if at is None else (lambda values, i=i: at({i: values})[i])
         if mode == "directional":
             row = _directional_row(phi, phi0, floor, x, got, ref, sizes.get(i, 0.0),
-                                   directions, rng, term(name), name)
+                                   directions, rng, term(name), name, one_sided)
         else:
             magnitude = sizes.get(i, 0.0)
             step_note = ""
@@ -173,7 +178,7 @@ def judge_vjp(
             else:
                 est = None if ref is not None else _no_source(x.shape)
             verdicts, note = judge_entries(got, ref, est, magnitude=magnitude, phi=phi, x=x,
-                                           f0=phi0)
+                                           f0=phi0, one_sided=one_sided)
             note = "; ".join(filter(None, [step_note, note]))
             row = Row.from_verdicts(None, term(name), "total", verdicts, input=name, note=note)
         rows.append(row)
@@ -198,7 +203,8 @@ def judge_vjp(
     return rows, notes, judged_by
 
 
-def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term, name) -> Row:
+def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term, name,
+                     one_sided=None) -> Row:
     """One input's row in directional mode (see the module docstring)."""
     u = _unit_directions(rng, count, x.shape)
     h = float(choose_steps(np.array(np.max(np.abs(x), initial=0.0))))
@@ -209,21 +215,21 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
     def project(a: np.ndarray) -> np.ndarray:
         return flat_u @ np.asarray(a, dtype=np.float64).reshape(-1)
 
-    note = ""
     if ref is not None:
         scale = float(np.sqrt(np.vdot(ref, ref)))
         jax_vs_fd = judge(project(ref), None, est, scale=scale)
-        if jax_vs_fd.count(FAIL) == 0:
-            return _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, term,
-                                name)
-        note = ("JAX disagrees with finite differences along direction "
-                f"{jax_vs_fd.worst_index()[0]}, so JAX was not used for this input; ")
-    note += f"finite differences along {count} random unit directions"
+        # (Finite differences alone leave kinks in doubt; along a direction, JAX inside the
+        # kink's bracket is as confirmed as it can be.)
+        jax_vs_fd.status[(jax_vs_fd.status == DOUBT) & est.kink] = KINK
+        return _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, term, name,
+                            one_sided)
+    note = f"finite differences along {count} random unit directions"
     scale = float(np.sqrt(np.vdot(got, got)))
     verdicts = judge(project(got), None, est, scale=scale)
-    if ref is not None:  # JAX took part and disagreed: agreeing with FD alone is no pass
-        verdicts.status[verdicts.status == PASS] = DOUBT
-        verdicts.sources = ("jax", "fd")
+    # Projections cannot confirm single entries: one wrong entry of n shows as 1/sqrt(n) of
+    # its error, below finite differences' resolution. They may find a failure, never a pass.
+    verdicts.status[verdicts.status == PASS] = DOUBT
+    note += " (they can show a gradient wrong, not every entry right: fd='exhaustive' can)"
     row = Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
     row.direction = row.index[0] if row.index else None
     row.index, row.mask, row.size = (), None, int(x.size)
@@ -232,10 +238,16 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
 
 
 def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts, term,
-                 name) -> Row:
-    """Directional mode with JAX confirmed along every direction: judge every entry against
-    JAX, and give the entries where hand and JAX disagree stencils of their own."""
+                 name, one_sided=None) -> Row:
+    """Directional mode with JAX: judge every entry against JAX, and give the entries where
+    hand and JAX disagree stencils of their own. Where the directions' finite differences
+    contradict JAX (aliasing, a kink JAX resolves otherwise, cancellation in JAX's own sums),
+    JAX settles nothing alone: the entries it alone passed are in doubt."""
     notes = []
+    contradicted = jax_vs_fd.count(FAIL) > 0
+    if contradicted:
+        notes.append("JAX disagrees with finite differences along random direction "
+                     f"{jax_vs_fd.worst_index()[0]}: it settles no entry alone")
     magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), x.shape)
     verdicts = judge(got, ref, None, magnitude=magnitude)
     status = verdicts.status
@@ -251,6 +263,9 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         if not _noisy(est):
             _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
                          three, at=lambda z, c=chosen: _embed(x, c, z))
+        if one_sided is not None:
+            _one_sided_autodiff(one_sided, x, got[idx], magnitude[idx], three, entries=chosen,
+                                flagged=est.kink)
         status[idx] = three.status
         verdicts.tolerance[idx] = three.tolerance
         notes.append(f"{chosen.size} entries where hand and JAX disagree got stencils of "
@@ -259,13 +274,16 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
             # Beyond the cap, JAX alone: wrong only if finite differences already separated
             # hand from JAX at some entry of this input.
             rest_idx = np.unravel_index(rest, x.shape)
-            status[rest_idx] = FAIL if np.any(three.status == FAIL) else DOUBT
+            status[rest_idx] = FAIL if np.any(three.status == FAIL) and not contradicted \
+                else DOUBT
             notes.append(f"{rest.size} more entries judged against JAX alone")
     joint = _joint_kinks(phi, phi0, x, got, verdicts)
     if joint:
         notes.append(joint)
     # What the directions said of JAX carries over to the entries JAX settled.
-    if jax_vs_fd.count(DOUBT):
+    if contradicted:
+        status[status == PASS] = DOUBT
+    elif jax_vs_fd.count(DOUBT):
         status[status == PASS] = DOUBT
         notes.append("finite differences could not confirm JAX along some random direction")
     elif jax_vs_fd.count(KINK):
@@ -284,12 +302,14 @@ def judge_entries(
     x: np.ndarray | None = None,
     f0: float | None = None,
     problem_scale: float = 0.0,
+    one_sided: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[EntryVerdicts, str]:
     """Every entry of one term judged: ``verdict.judge``, then, where ``phi`` (the scalar whose
     gradient the term is, as a function of ``x``, the point the term's entries belong to) is
-    given, a closer look at undecided entries (``_look_closer``) and the kinks checked jointly
-    (``_joint_kinks``). The one judging step of every check: the general checks and the local
-    terms of ``check_network`` alike.
+    given, a closer look at undecided entries (``_look_closer``), JAX's one-sided derivatives at
+    every kink where JAX can give them (``one_sided``: the gradient at other values of x, see
+    ``_one_sided_autodiff``), and the kinks checked jointly (``_joint_kinks``). The one judging
+    step of every check: the general checks and the local terms of ``check_network`` alike.
 
     Returns:
         The verdicts and a note (empty unless the joint check of kinks decided something).
@@ -298,7 +318,10 @@ def judge_entries(
     if phi is None or est is None or np.all(np.isnan(est.value)) or _noisy(est):
         return verdicts, ""  # (a noisy f's closer look would only find a confident staircase)
     _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude, verdicts)
-    return verdicts, _joint_kinks(phi, f0, x, got, verdicts)
+    if one_sided is not None:
+        _one_sided_autodiff(one_sided, x, got, 0.0 if magnitude is None else magnitude,
+                            verdicts, flagged=est.kink)
+    return verdicts, _joint_kinks(phi, f0, x, got, verdicts, flagged=est.kink)
 
 
 PROBED = 64
@@ -335,7 +358,7 @@ def _second_step(phi, phi0, x: np.ndarray, est: FDEstimate, floor: float) -> str
         off |= other.noisy
     # ... or cannot estimate at all where the first looked precise (a smooth f's errors at h and
     # 0.7 h differ by a small factor: truncation ~h^2, round-off ~1/h).
-    off |= other.error > np.maximum(100 * first.error, FD_USELESS * np.abs(first.value))
+    off |= (other.error > 100 * first.error) & (other.error > 1e-6 * np.abs(first.value))
     if not np.any(off):
         return ""
     est.noisy = np.ones(x.shape, bool)
@@ -395,7 +418,7 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
     verdicts.tolerance.reshape(-1)[which] = again.tolerance
 
 
-def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts) -> str:
+def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts, flagged=None) -> str:
     """Check the entries judged as kinks *jointly*, in place; return a note when it decided.
 
     Each kink entry alone only has to lie in its own bracket of one-sided slopes, but at a tie
@@ -407,7 +430,10 @@ def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts) -> str:
     Outside: FAIL where f is smooth along d, doubt where d crosses a kink itself.
     """
     status = verdicts.status.reshape(-1)
-    tied = np.flatnonzero(status == KINK)
+    at_kink = status == KINK
+    if flagged is not None:  # finite differences alone leave their kinks in doubt
+        at_kink |= (status == DOUBT) & np.asarray(flagged, bool).reshape(-1)
+    tied = np.flatnonzero(at_kink)
     if tied.size < 2:
         return ""
     d = np.zeros(x.size)
@@ -415,15 +441,77 @@ def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts) -> str:
     d = d.reshape(x.shape)
     h = choose_steps(np.array([np.max(np.abs(x.reshape(-1)[tied]), initial=0.0)]))
     along = kink_probe(lambda s: phi(x + s[0] * d), np.zeros(1), np.array([0]), h, f0=phi0)
-    total = np.array([np.sum(np.asarray(got, dtype=np.float64).reshape(-1)[tied])])
-    joint = judge(total, None, along, scale=float(np.sum(np.abs(verdicts.expected.reshape(-1)[
-        tied]))))
-    outcome = joint.status[0]
-    if outcome in (PASS, KINK) or not np.isfinite(along.value[0]):
+    total = float(np.sum(np.asarray(got, dtype=np.float64).reshape(-1)[tied]))
+    if not np.isfinite(along.value[0]):
         return ""
+    scale = float(np.sum(np.abs(verdicts.expected.reshape(-1)[tied])))
+    slack = TAU * (abs(total) + scale) + TINY
+    if along.kink[0]:  # a kink along d too: the sum must lie within its one-sided derivatives
+        if along.lo[0] - slack <= total <= along.hi[0] + slack:
+            return ""
+        outcome = DOUBT
+    else:  # smooth along d: the sum is the derivative, to the estimate's error
+        if abs(total - along.value[0]) <= SAFETY * along.error[0] + slack:
+            return ""
+        outcome = FAIL
     status[tied] = outcome
     what = "the derivative along it is" if not along.kink[0] else "its one-sided derivatives are"
     span = (f"{along.value[0]:.6g}" if not along.kink[0]
             else f"[{along.lo[0]:.6g}, {along.hi[0]:.6g}]")
     return (f"the {tied.size} kink entries checked jointly (ties are not boxes): along their sum "
-            f"{what} {span}, the hand-derived gradient sums to {total[0]:.6g}")
+            f"{what} {span}, the hand-derived gradient sums to {total:.6g}")
+
+
+ONE_SIDED_STEP = 2.0 ** -44
+"""``_one_sided_autodiff`` moves an entry by 2^-44 max(1, |x|) (~6e-14) to either side: a kink
+farther from x than that is beside it, not at it."""
+
+
+def _one_sided_autodiff(one_sided, x: np.ndarray, got, magnitude, verdicts: EntryVerdicts,
+                        entries: np.ndarray | None = None, flagged=None) -> None:
+    """Decide, in place, each entry judged a kink, or seen as one by a stencil (``flagged``),
+    with JAX's exact one-sided derivatives.
+
+    Finite differences see a kink anywhere within their stencil (~1e-5) and cannot tell one at
+    x from one a hair beside it. JAX's gradient just right and just left of x (``one_sided``:
+    x -> the same VJP at other values) can: equal sides mean f is smooth at x, and the hand
+    value must be JAX's own; different sides bracket every subgradient exactly.
+
+    ``entries``: the flat indices in x that the (flat) verdicts stand for (default: all);
+    ``got`` and ``magnitude`` are aligned with the verdicts.
+    """
+    status = verdicts.status.reshape(-1)
+    at_kink = status == KINK
+    if flagged is not None:  # a kink some stencil saw, whatever was concluded from it
+        at_kink |= np.asarray(flagged, bool).reshape(-1)
+    kinks = np.flatnonzero(at_kink)[:PROBED]
+    if not kinks.size:
+        return
+    flat = np.asarray(x, dtype=np.float64).reshape(-1)
+    where = np.arange(flat.size) if entries is None else np.asarray(entries)
+    hand = np.asarray(got, dtype=np.float64).reshape(-1)
+    sizes = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), np.shape(got)).reshape(-1)
+    for k in kinks:
+        e = where[k]
+        step = ONE_SIDED_STEP * max(1.0, abs(flat[e]))
+        values = {}
+        for offset in (1.0, 2.0, -1.0, -2.0):
+            moved = flat.copy()
+            moved[e] += offset * step
+            try:
+                values[offset] = float(np.asarray(one_sided(moved.reshape(x.shape))
+                                                  ).reshape(-1)[e])
+            except Exception:  # the program does not run there: leave the entry as it is
+                break
+        if len(values) < 4 or not np.all(np.isfinite(list(values.values()))):
+            continue
+        # Each side's derivative drifts with its distance from x (by ~step f''): extrapolated
+        # linearly from step and 2 step to x itself, what is left of the drift is ~step^2 f'''.
+        sides = [2 * values[1.0] - values[2.0], 2 * values[-1.0] - values[-2.0]]
+        drift = abs(values[1.0] - values[2.0]) + abs(values[-1.0] - values[-2.0])
+        lo, hi = min(sides), max(sides)
+        tol = TAU * (abs(lo) + abs(hi) + abs(hand[k]) + drift) + TERM_RTOL * sizes[k] + TINY
+        if hi - lo <= tol:  # smooth at x: the derivative is JAX's
+            status[k] = PASS if abs(hand[k] - (lo + hi) / 2) <= tol else FAIL
+        else:
+            status[k] = KINK if lo - tol <= hand[k] <= hi + tol else FAIL

@@ -74,6 +74,11 @@ class FDEstimate:
         noisy: True where f's measured round-off exceeds what honest float64 arithmetic makes
             (``ROUNDOFF_BOUND`` eps |f|): f is noisy (a solver's tolerance, float32 inside), and
             its finite differences may not confirm anything (None: not measured).
+        flat: True where all five values are the same number: f is flat *to round-off* there,
+            and the estimate 0 only says the slope is below what f's rounding can show: it can
+            show a hand value wrong (far above that), never confirm one.
+        blank: flat at exactly 0: not even f's rounding is known (a confident softmax's
+            f = 40 - 40 reads 0 whatever its slope), so nothing is shown at all.
     """
 
     value: np.ndarray
@@ -84,11 +89,15 @@ class FDEstimate:
     central: np.ndarray
     step: np.ndarray
     noisy: np.ndarray | None = None
+    flat: np.ndarray | None = None
+    blank: np.ndarray | None = None
 
     def reshape(self, shape: tuple[int, ...]) -> FDEstimate:
         return FDEstimate(*(np.reshape(a, shape) for a in (
             self.value, self.error, self.kink, self.lo, self.hi, self.central, self.step)),
-            noisy=None if self.noisy is None else np.reshape(self.noisy, shape))
+            noisy=None if self.noisy is None else np.reshape(self.noisy, shape),
+            flat=None if self.flat is None else np.reshape(self.flat, shape),
+            blank=None if self.blank is None else np.reshape(self.blank, shape))
 
 
 def estimate(
@@ -163,7 +172,9 @@ def estimate(
         noisy = np.zeros_like(noisy)
     roundoff = NOISE_SIGMAS * np.maximum(per_entry, pooled)
     error = truncation + roundoff
-    return FDEstimate(richardson, error, kink, lo, hi, d1, h.copy(), noisy)
+    flat = np.all(values == values[..., :1], axis=-1)
+    return FDEstimate(richardson, error, kink, lo, hi, d1, h.copy(), noisy, flat,
+                      flat & (values[..., 0] == 0))
 
 
 def stencil_loop(
@@ -322,10 +333,11 @@ def estimate_where_finite(values: np.ndarray, h: np.ndarray, *, noise_floor: flo
     n = values.shape[0]
     full = FDEstimate(*(np.full(n, np.nan) for _ in range(2)), np.zeros(n, bool),
                       *(np.full(n, np.nan) for _ in range(3)), np.asarray(h, float).copy(),
-                      np.zeros(n, bool))
+                      np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
     if np.any(ok):
         part = estimate(values[ok], np.asarray(h)[ok], noise_floor=noise_floor)
-        for name in ("value", "error", "kink", "lo", "hi", "central", "noisy"):
+        for name in ("value", "error", "kink", "lo", "hi", "central", "noisy", "flat",
+                     "blank"):
             getattr(full, name)[ok] = getattr(part, name)
     return full
 
@@ -333,13 +345,12 @@ def estimate_where_finite(values: np.ndarray, h: np.ndarray, *, noise_floor: flo
 __all__ += ["direction_stencils", "entry_stencils", "estimate_where_finite"]
 
 
-PROBE_SCALES = (1.0, 1.0 / 16.0, 1.0 / 256.0)
-"""``kink_probe`` looks at an entry with steps h, h/16 and h/256."""
+PROBE_SCALES = (1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0)
+"""``kink_probe`` looks at an entry with steps h down to h/4096 (~2e-9 max(1, |x|))."""
+RESOLVED = 3.0
+"""A smooth look overrides an earlier jump only if its error is a third of the jump or less."""
 PROBE_CLEAN = 1e-8
 """A first look whose two sides agree to 1e-8 relative needs no closer one."""
-PROBE_SIDE = 1e-6
-"""A side whose error is within 1e-6 of the derivatives' size is clean; one clean side beside
-a side that is not says the kink is beside x, on the other side, and x itself is smooth."""
 
 
 def kink_probe(
@@ -362,10 +373,12 @@ def kink_probe(
       difference) and its round-off, *measured* by that side's fourth difference;
     - the sides agree within their errors: f is smooth at x at this scale; their mean is the
       estimate (a kink beside x is left behind by a smaller step);
-    - they differ by more than ``KINK_FACTOR`` times their errors at every scale tried (h and
-      h/16 at least): a kink at x, with the bracket of the two one-sided derivatives;
-    - anything else: no estimate (NaN), so the entry's verdict falls to the other sources or
-      to doubt.
+    - they differ by more than ``KINK_FACTOR`` times their errors at two scales at least, and
+      no finer scale finds f smooth: a kink at x, with the bracket of the two one-sided
+      derivatives (the finest);
+    - the finest scale that decides has the last word (a jump that a smaller step makes smooth
+      was a kink beside x); nothing decided: no estimate (NaN), so the entry's verdict falls to
+      the other sources or to doubt.
 
     Args:
         f: maps an array shaped like x to a float (it may raise or return NaN: that scale is
@@ -391,29 +404,37 @@ def kink_probe(
                 flat[i] = original + k * step
                 vals[k + 4] = f0 if k == 0 else value(flat)
             flat[i] = original
-            if not np.all(np.isfinite(vals)):
-                continue
+            if not np.all(np.isfinite(vals)) or np.all(vals == vals[0]):
+                continue  # outside f's domain, or flat to round-off: nothing to see here
             (dl, el), (dr, er) = _one_sided(vals, step)
             seen.append((at, dl, el, dr, er))
             if abs(dr - dl) <= el + er and el + er <= PROBE_CLEAN * (abs(dl) + abs(dr)):
                 break  # cleanly smooth: no need to look closer
-        smooth, jumps = [], []  # (value, error) where f is smooth at x; kink brackets
+        decided = []  # per scale, coarse to fine: ("smooth", value, error) | ("jump", lo, hi)
         for _, dl, el, dr, er in seen:
-            jump, big = abs(dr - dl), max(abs(dl), abs(dr), 1e-300)
+            jump = abs(dr - dl)
             if jump <= el + er:
-                smooth.append(((dl + dr) / 2, el + er + jump / 2))
+                decided.append(("smooth", (dl + dr) / 2, el + er + jump / 2))
             elif jump > KINK_FACTOR * (el + er):
-                jumps.append((min(dl, dr) - 2 * (el + er), max(dl, dr) + 2 * (el + er)))
-            elif el <= PROBE_SIDE * big < er:  # the right side straddles a kink beside x
-                smooth.append((dl, el))
-            elif er <= PROBE_SIDE * big < el:  # ... the left side does
-                smooth.append((dr, er))
-        if smooth:  # smooth at x: the most precise look wins (a kink beside x left behind)
-            out.value[row], out.error[row] = min(smooth, key=lambda s: s[1])
+                decided.append(("jump", min(dl, dr) - 2 * (el + er),
+                                max(dl, dr) + 2 * (el + er)))
+        # The finest scale that decides has the last word: a jump that a smaller step makes
+        # smooth was a kink beside x; a jump that persists (two scales at least) is at x.
+        # A side muddled at every scale (steep curvature, or a kink hair-close) decides nothing.
+        # (A smooth look counts only if it could have seen the jumps before it: a fine step's
+        # round-off can hide a small jump that coarser steps resolved.)
+        last = None
+        for d in decided:
+            if d[0] == "jump" or last is None or last[0] == "smooth" or (
+                    last[2] - last[1]) / 2 > RESOLVED * d[2]:
+                last = d
+        jumps = sum(d[0] == "jump" for d in decided)
+        if last is not None and last[0] == "smooth":
+            _, out.value[row], out.error[row] = last
             out.central[row] = out.value[row]
-        elif len(jumps) >= 2:  # a jump that stays as the step shrinks: a kink at x
+        elif last is not None and jumps >= 2:
+            _, out.lo[row], out.hi[row] = last
             out.kink[row] = True
-            out.lo[row], out.hi[row] = min(jumps, key=lambda b: b[1] - b[0])
             out.value[row] = out.central[row] = (out.lo[row] + out.hi[row]) / 2
             out.error[row] = out.hi[row] - out.lo[row]
     return out

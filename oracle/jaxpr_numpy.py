@@ -53,7 +53,8 @@ from jax.extend.core import ClosedJaxpr, DropVar, Jaxpr, JaxprEqn, Literal
 
 from .jax_support import jax, jnp
 
-__all__ = ["evaluate", "fallback_counts", "fallback_reasons", "numpy_call", "reset_fallbacks"]
+__all__ = ["evaluate", "fallback_counts", "fallback_reasons", "numpy_call", "numpy_program",
+           "reset_fallbacks"]
 
 fallback_counts: Counter[str] = Counter()
 """Primitive name -> number of equations run by JAX instead of numpy (since the last reset)."""
@@ -118,6 +119,28 @@ def numpy_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*leaves)
     outs = evaluate(closed, *leaves)
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), outs)
+
+
+def numpy_program(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
+    """``fn`` traced once at ``args`` (``jax.make_jaxpr``), as a function that runs the same
+    program in numpy on new arguments of the same structure, shapes and dtypes: the second and
+    later calls cost no tracing. Raises what ``make_jaxpr`` raises."""
+    leaves, in_tree = jax.tree_util.tree_flatten(args)
+
+    def flat_fn(*flat: Any) -> Any:
+        return fn(*jax.tree_util.tree_unflatten(in_tree, flat))
+
+    closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*leaves)
+    out_tree = jax.tree_util.tree_structure(out_shape)
+
+    def run(*new_args: Any) -> Any:
+        new_leaves, new_tree = jax.tree_util.tree_flatten(new_args)
+        if new_tree != in_tree:
+            raise ValueError(f"numpy_program: arguments of structure {new_tree}, traced with "
+                             f"{in_tree}")
+        return jax.tree_util.tree_unflatten(out_tree, evaluate(closed, *new_leaves))
+
+    return run
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ Decision table, with JAX available (ha: hand~JAX, af: JAX~FD, hf: hand~FD)::
     !ha !af, hf          -> doubt  (JAX disagrees with both hand and FD)
     !ha !af, !hf         -> FAIL
 
-Without JAX (untraceable user code): hf -> pass; kink -> kink if hand in bracket, else
-doubt; FD too inaccurate to judge -> doubt; else FAIL.
+Without JAX (untraceable user code): hf -> pass; kink -> doubt (finite differences cannot tell
+a kink at x from one a hair beside it); FD too inaccurate to judge -> doubt; else FAIL.
 """
 
 from __future__ import annotations
@@ -196,16 +196,25 @@ def judge(
         # differences may only separate (FAIL) or leave in doubt.
         if fd.noisy is not None:
             useless = useless | (np.asarray(fd.noisy, bool) & fd_ok)
+        # A stencil flat to round-off confirms nothing: the slope is below what f's rounding
+        # shows (where hand and JAX agree, it is consistent with them: JAX is exact). It can
+        # still show a value far above that wrong; a blank one (all exactly 0) shows nothing.
+        unconfirmed = np.zeros(shape, bool)
+        agree = ad_ok & (np.abs(got - ad) <= tau * np.abs(ad) + rounding)
+        if fd.flat is not None:
+            unconfirmed = np.asarray(fd.flat, bool) & fd_ok & ~agree
+        if fd.blank is not None:
+            useless = useless | (np.asarray(fd.blank, bool) & fd_ok & ~agree)
     else:
         tol_fd = np.full(shape, np.inf)
-        hf = af = kinked = in_bracket = useless = np.zeros(shape, bool)
+        hf = af = kinked = in_bracket = useless = unconfirmed = np.zeros(shape, bool)
 
     status = out.status
     both, ad_only, fd_only = ad_ok & fd_ok, ad_ok & ~fd_ok, fd_ok & ~ad_ok
     # JAX and FD both present.
     # FD confirms JAX -- but not across a kink: there its error bar comes from the jump, and
     # "0 within a wide bar" confirms nothing (an all-zero term at relu's kink).
-    settled = ha & af & ~useless & ~kinked
+    settled = ha & af & ~useless & ~kinked & ~unconfirmed
     kink = kinked & ~settled
     status[both & settled] = PASS
     status[both & ha & ~settled] = DOUBT
@@ -214,14 +223,18 @@ def judge(
     # is inside FD's error too, FD cannot tell which of the two is right (JAX may be the less
     # accurate one: p - 1 for a confident softmax).
     status[both & ~ha & af & hf] = DOUBT
+    status[both & ~ha & useless] = DOUBT  # (flat, noisy or imprecise: it separates nothing)
     status[both & kink & (ha | in_bracket)] = KINK  # JAX agrees (same convention) or subgradient
     status[both & kink & ~ha & ~in_bracket] = FAIL
     # JAX alone.
     status[ad_only & ha] = PASS
     # Finite differences alone.
-    status[fd_only & hf & ~useless] = PASS
+    status[fd_only & hf & ~useless & ~unconfirmed] = PASS
+    status[fd_only & hf & unconfirmed] = DOUBT
     status[fd_only & useless] = DOUBT
-    status[fd_only & kinked & in_bracket] = KINK
+    # Without JAX a kink stays in doubt: finite differences cannot tell a kink at x from one a
+    # hair beside it (within their smallest step), where only one side's slope is right.
+    status[fd_only & kinked & in_bracket] = DOUBT
     status[fd_only & kinked & ~in_bracket] = DOUBT
     # Neither source usable at this entry.
     status[~ad_ok & ~fd_ok] = DOUBT

@@ -83,7 +83,16 @@ def test_every_planted_zoo_bug_is_caught_at_its_input_and_entries(name):
 def test_zoo_verdicts_hold_by_finite_differences_alone(name):
     layer = LAYERS[name]
     right = check_vjp(layer.forward, layer.backward, _inputs(layer), jax=False)
-    assert right.ok and right.count("doubt") == 0, str(right)
+    assert right.ok, str(right)
+    # Without JAX, finite differences confirm neither a kink (they cannot tell one at x from one
+    # a hair beside it) nor a slope of exactly 0 (a stencil flat to round-off says only that
+    # the slope is below f's rounding): relu's entries at and below 0 stay in doubt, the rest
+    # pass.
+    for row in right.rows:
+        expected = 0
+        if layer.kinks and row.input == "x":
+            expected = int(np.sum(np.asarray(_inputs(layer)[0]) <= 0))
+        assert row.doubts == expected, str(right)
     assert "finite differences alone" in right.headline
     buggy = check_vjp(layer.forward, layer.buggy, _inputs(layer), jax=False)
     assert not buggy.ok and buggy.first_failure.input == layer.bug_input, str(buggy)

@@ -14,6 +14,8 @@ import pytest
 
 pytest.importorskip("jax")
 
+import jax.numpy as jnp  # noqa: E402
+
 from oracle import check_gradient, check_vjp  # noqa: E402
 from oracle.finite_differences import choose_steps, kink_probe  # noqa: E402
 
@@ -35,9 +37,17 @@ def test_curvature_does_not_pull_the_bracket_inside_the_one_sided_derivatives():
     est = _probe(lambda z: np.sum(50 * z**2 + np.abs(z)), np.zeros(1), 0)
     assert est.kink[0] and est.lo[0] <= -1.0 <= 1.0 <= est.hi[0]
     for g in (-1.0, 1.0, 0.0):
-        report = check_gradient(lambda z: np.sum(50 * z**2 + np.abs(z)),
-                                lambda z, g=g: np.array([g]), np.zeros(1), jax=False)
-        assert report.ok and report.rows[0].status == "kink", (g, str(report))
+        with_jax = check_gradient(lambda z: jnp.sum(50 * z**2 + jnp.abs(z)),
+                                  lambda z, g=g: np.array([g]), np.zeros(1))
+        # (kink, or pass where the hand value is JAX's own choice at the kink)
+        assert with_jax.ok and with_jax.rows[0].status in ("kink", "pass"), (g, str(with_jax))
+        # Without JAX a kink stays in doubt (it could sit a hair beside x), never a FAIL.
+        alone = check_gradient(lambda z: np.sum(50 * z**2 + np.abs(z)),
+                               lambda z, g=g: np.array([g]), np.zeros(1), jax=False)
+        assert alone.ok and alone.rows[0].status == "doubt", (g, str(alone))
+    beyond = check_gradient(lambda z: jnp.sum(50 * z**2 + jnp.abs(z)),
+                            lambda z: np.array([1.2]), np.zeros(1))
+    assert not beyond.ok, str(beyond)
 
 
 def test_a_kink_beside_x_is_left_behind_and_x_judged_smooth():
@@ -46,7 +56,7 @@ def test_a_kink_beside_x_is_left_behind_and_x_judged_smooth():
         return np.sum(np.where(z > 1e-7, z, 1.7 * (np.exp(z - 1e-7) - 1)))
 
     est = _probe(f, np.zeros(1), 0)
-    assert not est.kink[0] and abs(est.value[0] - 1.7 * np.exp(-1e-7)) < 1e-8
+    assert not est.kink[0] and abs(est.value[0] - 1.7 * np.exp(-1e-7)) <= est.error[0] < 1e-5
     right = check_gradient(f, lambda z: 1.7 * np.exp(z - 1e-7), np.zeros(1), jax=False)
     assert right.ok and right.count("doubt") == 0, str(right)
     wrong = check_gradient(f, lambda z: np.ones(1), np.zeros(1), jax=False)
@@ -87,7 +97,7 @@ def _to_every_tie(dout, x):
 def test_ties_of_a_max_are_checked_jointly(jax):
     x = np.array([[1.0, 1.0, 0.5, -0.3], [2.0, 2.0, 0.1, 0.4]])  # a tie in each row's window 0
     right = check_vjp(_pool, _to_argmax, (x,), jax=jax)
-    assert right.ok and right.rows[0].status == "kink", str(right)
+    assert right.ok and right.rows[0].status == ("kink" if jax else "doubt"), str(right)
     doubled = check_vjp(_pool, _to_every_tie, (x,), jax=jax)
     assert not doubled.ok, str(doubled)
     assert sorted(doubled.wrong_entries("x")) == [(0, 0), (0, 1), (1, 0), (1, 1)]
