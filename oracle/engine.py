@@ -33,6 +33,7 @@ import numpy as np
 from . import autodiff
 from .arguments import Arguments, Output
 from .finite_differences import (
+    EPS,
     FDEstimate,
     choose_steps,
     direction_stencils,
@@ -108,6 +109,7 @@ def judge_vjp(
     directions: int = 8,
     rng: np.random.Generator,
     term: Callable[[str], str] = lambda name: f"d{name}",
+    noise_floor: float = 0.0,
 ) -> tuple[list[Row], list[str], str]:
     """Judge the hand-derived gradients ``hand`` (input position -> float array shaped like
     that input) of ``phi(x) = <cotangent, forward(x)>``.
@@ -123,6 +125,8 @@ def judge_vjp(
             is only) or False (leave JAX out).
         directions: random unit directions per input in directional mode (seeded by ``rng``).
         term: the row's term name from the input's name.
+        noise_floor: the size of the terms forward's value is computed from, where it is known
+            to exceed ``<|cotangent|, |output|>`` (finite differences' round-off floor).
 
     Returns:
         ``(rows, notes, judged_by)``: one row per input of ``hand`` in input order, the report's
@@ -147,7 +151,7 @@ def judge_vjp(
             autodiff.vjp(forward, args, cotangent, wrt, output, lifted=jax != "direct",
                          magnitudes=sizes)
     notes.append(jax_why)
-    floor = output.pair_magnitude(cotangent)
+    floor = max(output.pair_magnitude(cotangent), noise_floor)
     phi0 = output.pair(cotangent)
 
     rows = []
@@ -221,6 +225,9 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
         # (Finite differences alone leave kinks in doubt; along a direction, JAX inside the
         # kink's bracket is as confirmed as it can be.)
         jax_vs_fd.status[(jax_vs_fd.status == DOUBT) & est.kink] = KINK
+        # ... and a flat reading is consistent with JAX's exact projection inside its error.
+        consistent = est.flat & (np.abs(project(ref) - est.value) <= SAFETY * est.error + TINY)
+        jax_vs_fd.status[(jax_vs_fd.status == DOUBT) & consistent] = PASS
         return _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, term, name,
                             one_sided)
     note = f"finite differences along {count} random unit directions"
@@ -262,7 +269,7 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
         three = judge(got[idx], ref[idx], est, scale=verdicts.scale, magnitude=magnitude[idx])
         if not _noisy(est):
             _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
-                         three, at=lambda z, c=chosen: _embed(x, c, z))
+                         three, at=lambda z, c=chosen: _embed(x, c, z), est=est)
         if one_sided is not None:
             _one_sided_autodiff(one_sided, x, got[idx], magnitude[idx], three, entries=chosen,
                                 flagged=est.kink)
@@ -303,6 +310,7 @@ def judge_entries(
     f0: float | None = None,
     problem_scale: float = 0.0,
     one_sided: Callable[[np.ndarray], np.ndarray] | None = None,
+    probed: int = 64,
 ) -> tuple[EntryVerdicts, str]:
     """Every entry of one term judged: ``verdict.judge``, then, where ``phi`` (the scalar whose
     gradient the term is, as a function of ``x``, the point the term's entries belong to) is
@@ -317,7 +325,8 @@ def judge_entries(
     verdicts = judge(got, ad, est, problem_scale=problem_scale, magnitude=magnitude)
     if phi is None or est is None or np.all(np.isnan(est.value)) or _noisy(est):
         return verdicts, ""  # (a noisy f's closer look would only find a confident staircase)
-    _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude, verdicts)
+    _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude, verdicts,
+                 est=est, most=probed)
     if one_sided is not None:
         _one_sided_autodiff(one_sided, x, got, 0.0 if magnitude is None else magnitude,
                             verdicts, flagged=est.kink)
@@ -379,7 +388,8 @@ def _embed(x: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=None) -> None:
+def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=None,
+                 est: FDEstimate | None = None, most: int = 64) -> None:
     """Re-judge, in place, the entries where the first stencil could not decide (doubt), saw a
     kink, or failed by little, with ``finite_differences.kink_probe``: one-sided derivatives with
     measured round-off at shrinking steps, which tell a kink at x (and its exact bracket, even
@@ -391,17 +401,29 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
     expected = verdicts.expected.reshape(-1)
     gap = np.abs(np.asarray(got, dtype=np.float64).reshape(-1) - expected)
     near = gap <= PROBE_RELATIVE * (np.abs(expected) + verdicts.scale)
+    # ... or lies between 0 and twice the estimate: a one-sided slope of a kink whose central
+    # difference is the mean of its two sides (JAX's tie rule for maximum gives that mean too).
+    hand = np.asarray(got, dtype=np.float64).reshape(-1)
+    near |= (hand * expected >= 0) & (np.abs(hand) <= 2 * np.abs(expected) * (1 + 1e-9))
     # Kinks too: the first stencil calls a kink anything inside its reach, and a value that is
     # only a one-sided slope of a kink *beside* x is no subgradient at x.
     suspects = np.flatnonzero((status == DOUBT) | (status == KINK) | ((status == FAIL) & near))
     if not suspects.size:
         return
     ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
-    suspects = suspects[np.argsort(-ratio[suspects], kind="stable")][:PROBED]
+    suspects = suspects[np.argsort(-ratio[suspects], kind="stable")][:most]
     flat_x = np.asarray(x, dtype=np.float64).reshape(-1)
-    f = phi if at is None else (lambda z: phi(at(z)))
+    shape = np.shape(x)
+    f = (lambda z: phi(np.reshape(z, shape))) if at is None else (lambda z: phi(at(z)))
     probe = kink_probe(f, flat_x, suspects, choose_steps(flat_x), f0=phi0)
     looked = np.isfinite(probe.value)
+    if est is not None:
+        # A closer look replaces a stencil with something less precise only where the two
+        # disagree (the stencil was misled: a kink it did not see), never where they agree.
+        before = np.asarray(est.error, dtype=np.float64).reshape(-1)[suspects]
+        value = np.asarray(est.value, dtype=np.float64).reshape(-1)[suspects]
+        agree = np.abs(probe.value - value) <= SAFETY * (before + probe.error)
+        looked &= probe.kink | ~np.isfinite(before) | (probe.error <= before) | ~agree
     if not np.any(looked):
         return
     which = suspects[looked]
@@ -410,7 +432,7 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
         return None if a is None else np.asarray(a, dtype=np.float64).reshape(-1)[which]
 
     sub = FDEstimate(*(getattr(probe, n)[looked] for n in (
-        "value", "error", "kink", "lo", "hi", "central", "step")))
+        "value", "error", "kink", "lo", "hi", "central", "step")), flat=probe.flat[looked])
     again = judge(pick(got), pick(ref), sub, scale=verdicts.scale,
                   magnitude=np.broadcast_to(np.asarray(magnitude, dtype=np.float64),
                                             np.shape(got)).reshape(-1)[which])
@@ -418,48 +440,113 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
     verdicts.tolerance.reshape(-1)[which] = again.tolerance
 
 
-def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts, flagged=None) -> str:
-    """Check the entries judged as kinks *jointly*, in place; return a note when it decided.
+TIE_GROUP = 12
+"""At most this many entries of one value are examined for a tie (pairs cost 4 evaluations)."""
 
-    Each kink entry alone only has to lie in its own bracket of one-sided slopes, but at a tie
-    (of a max, a sort, a max-pooling window) the subdifferential is not a box: a backward that
-    routes the whole gradient to *every* tied entry (a max-pool mask ``x == max``) passes each
-    entry's bracket and is still wrong. Along d = the sum of the kink entries' unit vectors,
-    every subgradient g must have <g, d> within the one-sided derivatives of t -> f(x + t d)
-    (exactly the derivative where f is smooth along d, as moving every tied entry together is).
-    Outside: FAIL where f is smooth along d, doubt where d crosses a kink itself.
+
+def _tie_groups(phi, phi0, x: np.ndarray, candidates: np.ndarray, scale: float) -> list:
+    """The groups of ``candidates`` that are *tied*: equal in value and interacting.
+
+    Kinks of a separable f (relu at several zeros, hardtanh at -1 and +1) are independent: each
+    entry's bracket is the whole story, and its subdifferential is a box. At a tie of a max, a
+    sort or a median they are not: moving two tied entries together changes f at first order
+    differently from moving each alone. Two entries a, b of equal value interact when the mixed
+    difference f(x + s e_a + t e_b) - f(x + s e_a) - f(x + t e_b) + f(x) is first order in the
+    step (about step |g|) for some signs of s, t; for a smooth or separable f it is second order
+    (step^2 f_ab) or 0.
+    """
+    flat = np.asarray(x, dtype=np.float64).reshape(-1)
+    parent = {int(i): int(i) for i in candidates}
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for value in np.unique(flat[candidates]):
+        same = [int(i) for i in candidates if flat[i] == value][:TIE_GROUP]
+        step = 2.0 ** -20 * max(1.0, abs(float(value)))
+        threshold = 1e-3 * step * scale + 1e3 * EPS * (abs(phi0) + 1.0)
+
+        def at(moves: dict) -> float:
+            z = flat.copy()
+            for i, m in moves.items():
+                z[i] += m
+            try:
+                return float(phi(z.reshape(x.shape)))
+            except Exception:
+                return float("nan")
+
+        for k, a in enumerate(same):
+            for b in same[k + 1:]:
+                for s_a, s_b in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                    mixed = (at({a: s_a * step, b: s_b * step}) - at({a: s_a * step})
+                             - at({b: s_b * step}) + phi0)
+                    if not abs(mixed) <= threshold:  # (NaN: cannot tell, treat as tied)
+                        parent[find(a)] = find(b)
+                        break
+    groups: dict[int, list[int]] = {}
+    for i in parent:
+        groups.setdefault(find(i), []).append(i)
+    return [sorted(g) for g in groups.values() if len(g) >= 2]
+
+
+def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts, flagged=None) -> str:
+    """Check tied entries *jointly*, in place; return a note when it decided something.
+
+    Each entry alone only has to lie in its own bracket of one-sided slopes, but at a tie (of a
+    max, a sort, a median, a max-pooling window) the subdifferential is not a box: a backward
+    that routes the whole gradient to *every* tied entry (a max-pool mask ``x == max``) passes
+    each entry's bracket and is still wrong, and a right one (the whole gradient to one tied
+    entry of a median) can fail a coordinate's partial derivative. For each group of tied
+    entries (``_tie_groups``: entries at a kink, failed or in doubt, with every entry of equal
+    value), along d = the group's sum every subgradient g has <g, d> within the one-sided
+    derivatives of t -> f(x + t d) (exactly the derivative where f is smooth along d, as moving
+    every tied entry together is). Outside: FAIL where f is smooth along d, doubt where d crosses
+    a kink itself. Inside: the group's failures become doubt (a coordinate alone cannot judge a
+    tie).
     """
     status = verdicts.status.reshape(-1)
-    at_kink = status == KINK
-    if flagged is not None:  # finite differences alone leave their kinks in doubt
-        at_kink |= (status == DOUBT) & np.asarray(flagged, bool).reshape(-1)
-    tied = np.flatnonzero(at_kink)
-    if tied.size < 2:
+    suspect = (status == KINK) | (status == FAIL) | (status == DOUBT)
+    if flagged is not None:
+        suspect |= np.asarray(flagged, bool).reshape(-1)
+    flat = np.asarray(x, dtype=np.float64).reshape(-1)
+    if not np.any(suspect):
         return ""
-    d = np.zeros(x.size)
-    d[tied] = 1.0
-    d = d.reshape(x.shape)
-    h = choose_steps(np.array([np.max(np.abs(x.reshape(-1)[tied]), initial=0.0)]))
-    along = kink_probe(lambda s: phi(x + s[0] * d), np.zeros(1), np.array([0]), h, f0=phi0)
-    total = float(np.sum(np.asarray(got, dtype=np.float64).reshape(-1)[tied]))
-    if not np.isfinite(along.value[0]):
+    values = np.unique(flat[suspect])
+    candidates = np.flatnonzero(np.isin(flat, values))
+    if candidates.size < 2 or candidates.size == flat.size and values.size == flat.size:
         return ""
-    scale = float(np.sum(np.abs(verdicts.expected.reshape(-1)[tied])))
-    slack = TAU * (abs(total) + scale) + TINY
-    if along.kink[0]:  # a kink along d too: the sum must lie within its one-sided derivatives
-        if along.lo[0] - slack <= total <= along.hi[0] + slack:
-            return ""
-        outcome = DOUBT
-    else:  # smooth along d: the sum is the derivative, to the estimate's error
-        if abs(total - along.value[0]) <= SAFETY * along.error[0] + slack:
-            return ""
-        outcome = FAIL
-    status[tied] = outcome
-    what = "the derivative along it is" if not along.kink[0] else "its one-sided derivatives are"
-    span = (f"{along.value[0]:.6g}" if not along.kink[0]
-            else f"[{along.lo[0]:.6g}, {along.hi[0]:.6g}]")
-    return (f"the {tied.size} kink entries checked jointly (ties are not boxes): along their sum "
-            f"{what} {span}, the hand-derived gradient sums to {total:.6g}")
+    scale = float(np.max(np.abs(verdicts.expected), initial=0.0)) or 1.0
+    notes = []
+    hand = np.asarray(got, dtype=np.float64).reshape(-1)
+    for group in _tie_groups(phi, phi0, x, candidates, scale):
+        d = np.zeros(flat.size)
+        d[group] = 1.0
+        d = d.reshape(np.shape(x))
+        h = choose_steps(np.array([np.max(np.abs(flat[group]), initial=0.0)]))
+        along = kink_probe(lambda s, d=d: phi(x + s[0] * d), np.zeros(1), np.array([0]), h,
+                           f0=phi0)
+        if not np.isfinite(along.value[0]):
+            continue
+        total = float(np.sum(hand[group]))
+        size = float(np.sum(np.abs(verdicts.expected.reshape(-1)[group])))
+        slack = TAU * (abs(total) + size) + TINY
+        if along.kink[0]:
+            inside = along.lo[0] - slack <= total <= along.hi[0] + slack
+        else:
+            inside = abs(total - along.value[0]) <= SAFETY * along.error[0] + slack
+        if inside:
+            mine = status[group]
+            mine[mine == FAIL] = DOUBT
+            status[group] = mine
+            continue
+        status[group] = DOUBT if along.kink[0] else FAIL
+        what = ("its one-sided derivatives are " f"[{along.lo[0]:.6g}, {along.hi[0]:.6g}]"
+                if along.kink[0] else f"the derivative along it is {along.value[0]:.6g}")
+        notes.append(f"{len(group)} tied entries checked jointly (ties are not boxes): along "
+                     f"their sum {what}, the hand-derived gradient sums to {total:.6g}")
+    return "; ".join(notes)
 
 
 ONE_SIDED_STEP = 2.0 ** -44

@@ -391,7 +391,7 @@ def kink_probe(
     n = len(entries)
     out = FDEstimate(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool),
                      np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
-                     h.reshape(-1)[entries].astype(np.float64))
+                     h.reshape(-1)[entries].astype(np.float64), flat=np.zeros(n, bool))
     flat = x.reshape(-1).copy()
     value = _guarded(f, x.shape)
     for row, i in enumerate(np.asarray(entries, dtype=np.intp)):
@@ -404,17 +404,19 @@ def kink_probe(
                 flat[i] = original + k * step
                 vals[k + 4] = f0 if k == 0 else value(flat)
             flat[i] = original
-            if not np.all(np.isfinite(vals)) or np.all(vals == vals[0]):
-                continue  # outside f's domain, or flat to round-off: nothing to see here
+            if not np.all(np.isfinite(vals)) or np.all(vals == 0):
+                continue  # outside f's domain, or blank (exactly 0): nothing to see here
             (dl, el), (dr, er) = _one_sided(vals, step)
-            seen.append((at, dl, el, dr, er))
+            seen.append((at, dl, el, dr, er, bool(np.all(vals == vals[0]))))
             if abs(dr - dl) <= el + er and el + er <= PROBE_CLEAN * (abs(dl) + abs(dr)):
                 break  # cleanly smooth: no need to look closer
         decided = []  # per scale, coarse to fine: ("smooth", value, error) | ("jump", lo, hi)
-        for _, dl, el, dr, er in seen:
+        flat_at = {}
+        for _, dl, el, dr, er, level in seen:
             jump = abs(dr - dl)
             if jump <= el + er:
                 decided.append(("smooth", (dl + dr) / 2, el + er + jump / 2))
+                flat_at[len(decided) - 1] = level
             elif jump > KINK_FACTOR * (el + er):
                 decided.append(("jump", min(dl, dr) - 2 * (el + er),
                                 max(dl, dr) + 2 * (el + er)))
@@ -424,14 +426,19 @@ def kink_probe(
         # (A smooth look counts only if it could have seen the jumps before it: a fine step's
         # round-off can hide a small jump that coarser steps resolved.)
         last = None
-        for d in decided:
-            if d[0] == "jump" or last is None or last[0] == "smooth" or (
-                    last[2] - last[1]) / 2 > RESOLVED * d[2]:
-                last = d
+        for j, d in enumerate(decided):
+            if last is None or d[0] == "jump":
+                last, chosen = d, j
+            elif last[0] == "smooth":  # two smooth looks: the more precise one
+                if d[2] < last[2]:
+                    last, chosen = d, j
+            elif (last[2] - last[1]) / 2 > RESOLVED * d[2]:  # a smooth look resolving a jump
+                last, chosen = d, j
         jumps = sum(d[0] == "jump" for d in decided)
         if last is not None and last[0] == "smooth":
             _, out.value[row], out.error[row] = last
             out.central[row] = out.value[row]
+            out.flat[row] = flat_at.get(chosen, False)  # (read flat: it cannot confirm)
         elif last is not None and jumps >= 2:
             _, out.lo[row], out.hi[row] = last
             out.kink[row] = True

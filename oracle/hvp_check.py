@@ -112,6 +112,11 @@ def check_hvp(
     else:
         phi = _directional(f, v, max(1.0, float(np.max(np.abs(x)))))
         jax = False
+    # Without JAX phi is itself a difference quotient of f: its round-off is that of f over
+    # the inner step (~1.5 |f| / h, Richardson's weights), not that of phi's own size.
+    inner = INNER_STEP * max(1.0, float(np.max(np.abs(x)))) / max(
+        float(np.sqrt(np.vdot(v, v))), 1e-300)
+    floor = 0.0 if grad is not None else 2.0 * abs(value) / inner
 
     got = np.asarray(hvp(x.copy(), v.copy()))
     if got.shape != x.shape:
@@ -122,7 +127,7 @@ def check_hvp(
     rows, more, judged_by = judge_vjp(
         phi, args, output, (np.ones(()),), {0: got.astype(np.float64)}, jax=jax,
         directions=directions, rng=np.random.default_rng((0x4E56, seed)),
-        term=lambda name: "Hv")
+        term=lambda name: "Hv", noise_floor=floor)
     return Report(rows, strict=strict, title="hvp check", notes=notes + more,
                   judged_by=judged_by.replace("finite differences alone",
                                               "second differences alone"))
@@ -207,12 +212,25 @@ def check_double_backward(
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
          for n in ("dout", *names)])
     how = "JAX's VJP of forward"
-    try:
-        reference_backward(dout, *inputs)
-    except Exception as exc:
+    if options.get("jax", True) is False:
         reference_backward = backward
-        how = (f"the user's backward (JAX could not trace forward: {type(exc).__name__}); "
-               "a wrong first backward is checked against itself here")
+        how = ("the user's backward (jax=False); a wrong first backward is checked against "
+               "itself here")
+    else:
+        try:
+            reference_backward(dout, *inputs)
+        except Exception:
+            from .numpy_on_jax import lift
+
+            forward = lift(forward)  # numpy code run on JAX arrays
+            how = "JAX's VJP of forward (its numpy code run on JAX arrays)"
+            try:
+                reference_backward(dout, *inputs)
+            except Exception as exc:
+                reference_backward = backward
+                how = (f"the user's backward (JAX could not trace forward: "
+                       f"{type(exc).__name__}); a wrong first backward is checked against "
+                       "itself here")
     report = check_vjp(reference_backward, double_backward, (dout, *inputs), cotangent=ddx,
                        **options)
     report.notes.append(f"double backward checked against the VJP of {how}")

@@ -113,7 +113,9 @@ class EntryVerdicts:
         """Index of the entry that decides the overall status (largest error/tolerance)."""
         if self.status.size == 0:
             return ()
-        ratio = self.error / np.maximum(self.tolerance, np.finfo(float).tiny)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            ratio = self.error / np.maximum(self.tolerance, np.finfo(float).tiny)
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
         mask = self.status == self.overall
         ratio = np.where(mask, ratio, -np.inf)
         return tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), self.status.shape))
