@@ -50,6 +50,7 @@ SECTION_MODULES = (
     "benchmarks.fd_peers",
     "benchmarks.oracle_checks",
     "benchmarks.vjp_checks",
+    "benchmarks.hvp_checks",
 )
 RESULTS = Path(__file__).with_name("results.md")
 
