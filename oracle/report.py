@@ -171,6 +171,10 @@ class Report:
     def __bool__(self) -> bool:
         return self.ok
 
+    def __repr__(self) -> str:
+        """The headline only, so ``assert report`` in pytest shows the verdict, not the rows."""
+        return f"<Report: {self.headline}>"
+
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
 

@@ -1,5 +1,5 @@
-"""Hypothesis strategies for networks, batches and targets: property tests of hand-derived
-gradients.
+"""Hypothesis strategies for property tests of hand-derived gradients: networks, batches and
+targets, and the inputs of any layer of your own.
 
     from hypothesis import given
     from oracle import check_network
@@ -34,13 +34,33 @@ Everything drawn is a ``Case`` (a ``NetworkSpec`` plus ``X`` and ``T``): ``case.
 standalone reproducer (no Hypothesis needed to run it) and ``repr(case)`` is a ``Case.of(...)``
 expression to pin a regression with ``@example(case=...)``.
 
+**Layers of your own** (the last section): ``layer_inputs(spec)`` draws every input of a layer
+with shapes that fit each other (``{"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)}``: each name
+drawn once), integer labels (``labels("B", classes="C")``) and masks; ``float_arrays(shape)``
+draws one array of a given or drawn shape. Float entries are either drawn as above with points
+planted exactly on kinks and ties (repeated maxima), or, with ``spread=``, well-conditioned (at
+least ``spread / 2`` apart and away from the kinks). Sizes shrink to their low end, entries to 0,
+planted points away, so a failure ends as the smallest case; ``oracle.testing.assert_vjp``
+prints it as a standalone script:
+
+    from hypothesis import given, settings
+    from oracle.strategies import layer_inputs
+    from oracle.testing import assert_vjp
+
+    @settings(deadline=None)             # JAX traces each new shape once (~0.1 s)
+    @given(layer_inputs({"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)}))
+    def test_affine_backward(inputs):
+        assert_vjp(affine_forward, affine_backward, inputs)
+
 Needs ``hypothesis`` (``pip install simple-net[strategies]``); ``import oracle`` does not load
 this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,12 +78,21 @@ __all__ = [
     "SMOOTH",
     "USER_ACTIVATIONS",
     "WEIGHT_BOUND",
+    "TIES",
     "Case",
+    "Floats",
+    "Labels",
+    "Masks",
     "NetworkSpec",
     "activations",
     "batches",
     "cases",
+    "float_arrays",
+    "floats",
     "input_shapes",
+    "labels",
+    "layer_inputs",
+    "masks",
     "network_specs",
     "targets",
     "weights_for",
@@ -502,3 +531,242 @@ def cases(
     case = Case(spec, X, T)
     assume(_finite_forward(case))
     return case
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers of your own: arrays of given or drawn shapes, kinks and ties, related shapes, labels
+# ---------------------------------------------------------------------------------------------
+
+TIES = ("row max", "previous", "any")
+"""How an entry is tied to another: set to the maximum of its row (the last axis: a repeated
+maximum, as max-pooling, argmax and softmax rows meet it), to the entry before it on the last
+axis (a tie inside a pooling window), or to any other entry."""
+
+
+def _slot_values(draw, n: int, low: float, high: float, spread: float,
+                 kinks: Sequence[float]) -> np.ndarray:
+    """``n`` values in [low, high], at least ``spread / 2`` apart and from every kink."""
+    slots = int((high - low) // spread)
+    free = [s for s in range(slots)
+            if all(abs(low + (s + 0.5) * spread - k) >= spread for k in kinks)]
+    if len(free) < n:
+        raise ValueError(f"{n} entries do not fit in [{low}, {high}] at least {spread} apart "
+                         f"and away from the kinks {tuple(kinks)}: lower spread or raise bound")
+    chosen = draw(st.lists(st.sampled_from(free), min_size=n, max_size=n, unique=True))
+    noise = draw(st.lists(st.floats(-spread / 4, spread / 4), min_size=n, max_size=n))
+    return low + (np.array(chosen, dtype=np.float64) + 0.5) * spread + np.array(noise)
+
+
+@st.composite
+def float_arrays(
+    draw,
+    shape: Sequence[int] | None = None,
+    *,
+    bound: float = INPUT_BOUND,
+    low: float | None = None,
+    kinks: Sequence[float] = (0.0,),
+    ties: bool = True,
+    spread: float | None = None,
+    max_dims: int = 3,
+    max_side: int = 4,
+) -> np.ndarray:
+    """A float64 array for one input of a layer.
+
+    Args:
+        shape: the shape, or None to draw one (1 to ``max_dims`` axes of 1 to ``max_side``;
+            shrinks towards ``(1,)``).
+        bound, low: entries lie in ``[low, bound]`` (``low`` defaults to ``-bound``).
+        kinks: values some entries may be put on *exactly* (0 for relu, abs, max; +-1 for a
+            hard tanh): the points a one-sided derivative decides and no stencil resolves.
+            Kinks outside ``[low, bound]`` are not planted.
+        ties: some entries may be tied to others (see ``TIES``): repeated maxima.
+        spread: None (the default) for the entries above: 0 or at least ``MIN_MAGNITUDE`` in
+            size, shrinking towards 0, with kinks and ties planted on top (shrinking removes
+            them first). A number: **well-conditioned** entries instead, at least
+            ``spread / 2`` apart from each other and from every kink, and nothing planted: for
+            a backward that may legitimately treat kinks and ties either way.
+
+    Returns:
+        An array of ``shape``; every entry finite.
+    """
+    shape = tuple(draw(hnp.array_shapes(min_dims=1, max_dims=max_dims, max_side=max_side))
+                  if shape is None else shape)
+    low = -bound if low is None else low
+    n = int(np.prod(shape, dtype=np.int64))
+    if spread is not None:
+        return _slot_values(draw, n, low, bound, spread, kinks).reshape(shape)
+    a = draw(hnp.arrays(np.float64, shape, elements=_floats(bound, low)))
+    flat = a.reshape(-1)
+    kinks = [k for k in kinks if low <= k <= bound]  # a positive input gets no kink at 0
+    if n and kinks:
+        for i, k in draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from(kinks)),
+                                  max_size=min(n, 8))):
+            flat[i] = k
+    if n > 1 and ties:
+        last = shape[-1] if shape else 1
+        for i, how, j in draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from(TIES),
+                                                 st.integers(0, n - 1)), max_size=min(n, 8))):
+            row = i - i % last
+            if how == "row max":
+                flat[i] = np.max(flat[row:row + last])
+            elif how == "previous":
+                flat[i] = flat[i - 1] if i % last else flat[i]
+            else:
+                flat[i] = flat[j]
+    return flat.reshape(shape)
+
+
+Dim = int | str
+"""One axis of an input in ``layer_inputs``: a size, a name (``"B"``, drawn once and shared by
+every input that names it) or an expression of names and ints (``"n+1"``, ``"2*C"``,
+``"H-2"``; operators + - * //)."""
+
+
+@dataclass(frozen=True)
+class Floats:
+    """A float input of ``layer_inputs`` with options of its own (see ``float_arrays``)."""
+
+    shape: tuple[Dim, ...]
+    options: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Integer labels in ``[0, classes)`` (``classes``: a size or a dimension's name)."""
+
+    shape: tuple[Dim, ...]
+    classes: Dim
+
+
+@dataclass(frozen=True)
+class Masks:
+    """A boolean mask (dropout, padding): a constant input, like labels."""
+
+    shape: tuple[Dim, ...]
+
+
+def _shape_of(shape: Dim | Sequence[Dim]) -> tuple[Dim, ...]:
+    return (shape,) if isinstance(shape, (int, str)) else tuple(shape)
+
+
+def floats(shape: Dim | Sequence[Dim], **options: object) -> Floats:
+    """A float input with its own ``float_arrays`` options, e.g.
+    ``floats(("m",), low=0.5, kinks=())`` for a positive scale."""
+    unknown = set(options) - {"bound", "low", "kinks", "ties", "spread"}
+    if unknown:
+        raise TypeError(f"floats() takes float_arrays' options, not {sorted(unknown)}")
+    return Floats(_shape_of(shape), tuple(sorted(options.items())))
+
+
+def labels(shape: Dim | Sequence[Dim], classes: Dim) -> Labels:
+    """Integer labels ``(shape)`` in ``[0, classes)``, e.g. ``labels("B", classes="C")``."""
+    return Labels(_shape_of(shape), classes)
+
+
+def masks(shape: Dim | Sequence[Dim]) -> Masks:
+    """A boolean mask of ``shape``."""
+    return Masks(_shape_of(shape))
+
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+        ast.FloorDiv: operator.floordiv}
+
+
+def _names(dim: Dim) -> set[str]:
+    if isinstance(dim, int):
+        return set()
+    return {n.id for n in ast.walk(ast.parse(dim, mode="eval")) if isinstance(n, ast.Name)}
+
+
+def _evaluate(dim: Dim, sizes: Mapping[str, int]) -> int:
+    if isinstance(dim, int):
+        return dim
+
+    def value(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return value(node.body)
+        if isinstance(node, ast.Name):
+            return sizes[node.id]
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](value(node.left), value(node.right))
+        raise ValueError(f"dimension {dim!r}: only names, ints and + - * // are allowed")
+
+    return int(value(ast.parse(dim, mode="eval")))
+
+
+def _size_strategy(given: object, name: str, max_side: int) -> st.SearchStrategy[int]:
+    if given is None:
+        return st.integers(1, max_side)
+    if isinstance(given, st.SearchStrategy):
+        return given
+    if isinstance(given, int) and not isinstance(given, bool):
+        return st.just(given)
+    if isinstance(given, tuple) and len(given) == 2:
+        return st.integers(*given)
+    raise TypeError(f"sizes[{name!r}] must be an int, a (low, high) pair or a strategy, got "
+                    f"{given!r}")
+
+
+@st.composite
+def layer_inputs(
+    draw,
+    spec: Mapping[str, Sequence[Dim] | Floats | Labels | Masks],
+    *,
+    sizes: Mapping[str, object] | None = None,
+    max_side: int = 4,
+    bound: float = INPUT_BOUND,
+    kinks: Sequence[float] = (0.0,),
+    ties: bool = True,
+    spread: float | None = None,
+) -> dict[str, np.ndarray]:
+    """A layer's inputs, with shapes that fit each other: a dict ``{name: array}``.
+
+        layer_inputs({"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)})
+        layer_inputs({"scores": ("B", "C"), "y": labels("B", classes="C")})
+        layer_inputs({"x": ("B", "C", "H", "W"), "gamma": floats("C", low=0.5, kinks=())},
+                     sizes={"H": (2, 4)})
+
+    Args:
+        spec: input name -> its shape (a tuple of ``Dim``: float64 entries), or ``floats(...)``
+            (float with options of its own), ``labels(...)`` (int64 in ``[0, classes)``),
+            ``masks(...)`` (bool). Every dimension name is drawn once and shared.
+        sizes: name -> an int, a ``(low, high)`` range or a strategy; names not given are drawn
+            in ``[1, max_side]``. A drawn size shrinks towards its low end. A shape whose
+            expression comes out below 1 is rejected (``assume``): give the names ranges that
+            keep it positive.
+        bound, kinks, ties, spread: the float inputs' defaults (``float_arrays``).
+
+    Returns:
+        ``{name: array}`` in ``spec``'s order: pass it to ``check_vjp`` as keywords (names
+        matching forward's parameters), or ``tuple(inputs.values())`` positionally.
+    """
+    if not spec:
+        raise ValueError("spec must name at least one input")
+    sizes = dict(sizes or {})
+    dims: list[Dim] = []
+    for item in spec.values():
+        shape = item.shape if isinstance(item, (Floats, Labels, Masks)) else _shape_of(item)
+        dims.extend(shape)
+        if isinstance(item, Labels):
+            dims.append(item.classes)
+    names = sorted(set().union(*(_names(d) for d in dims)) | set(sizes))
+    drawn = {name: draw(_size_strategy(sizes.get(name), name, max_side)) for name in names}
+    out: dict[str, np.ndarray] = {}
+    defaults = {"bound": bound, "kinks": tuple(kinks), "ties": ties, "spread": spread}
+    for key, item in spec.items():
+        raw = item.shape if isinstance(item, (Floats, Labels, Masks)) else _shape_of(item)
+        shape = tuple(_evaluate(d, drawn) for d in raw)
+        assume(all(s >= 1 for s in shape))
+        if isinstance(item, Labels):
+            classes = _evaluate(item.classes, drawn)
+            assume(classes >= 1)
+            out[key] = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, classes - 1)))
+        elif isinstance(item, Masks):
+            out[key] = draw(hnp.arrays(np.bool_, shape, elements=st.booleans()))
+        else:
+            options = {**defaults, **dict(item.options)} if isinstance(item, Floats) \
+                else defaults
+            out[key] = draw(float_arrays(shape, **options))
+    return out

@@ -3,6 +3,8 @@
 Every fenced block of README.md and docs/*.md, file by file, in order, in a fresh temporary
 working directory (so a block can write files that a later block reads):
 
+- ```python file=NAME: a file of the page's own small project, saved as NAME in the working
+  directory (not run: later blocks import it, or run pytest on it).
 - ```python with ``>>>`` prompts: a doctest (ELLIPSIS and NORMALIZE_WHITESPACE), so every
   output shown is checked; blocks of one file share their names, like one session.
 - ```python without prompts: executed; if the next block is plain output (```text or no
@@ -10,6 +12,9 @@ working directory (so a block can write files that a later block reads):
   must match it.
 - ```console: a shell session. Each ``$ python -m MODULE ...`` runs in-process through the
   module's ``main`` and must exit 0; the lines under it, if any, are its expected stdout.
+  ``$ pytest ...`` runs ``python -m pytest`` in a subprocess in the working directory (with the
+  oracle's plugin, named by ``-p`` so that an install older than the plugin works too), with
+  its expected stdout likewise (ELLIPSIS). A trailing ``# exits N`` expects exit status N.
   ``$ make TARGET`` only checks that the Makefile has the target.
 - ```sh / ```bash: a listing of commands. ``python -m MODULE ...`` lines are parsed by the
   module's own argument parser (so a renamed flag fails); ``make TARGET`` must exist.
@@ -28,8 +33,10 @@ import doctest
 import importlib
 import importlib.util
 import io
+import os
 import re
 import shlex
+import subprocess
 import sys
 import textwrap
 from contextlib import redirect_stderr, redirect_stdout
@@ -44,8 +51,12 @@ OWN_DOCS = [ROOT / "docs" / "derivation.md", ROOT / "docs" / "tutorial.md"]
 """Docs whose in-page and cross-page heading anchors are checked too."""
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-FENCE = re.compile(r"^([ \t]*)```([\w+-]*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
-"""A fenced block, possibly indented (inside a list item): indent, language, code."""
+FENCE = re.compile(r"^([ \t]*)```([\w+-]*)([^\n]*)\n(.*?)^\1```[ \t]*$", re.M | re.S)
+"""A fenced block, possibly indented (inside a list item): indent, language, info, code."""
+FILE = re.compile(r"\bfile=([\w.-]+)")
+"""```python file=NAME: the block is a file of the page's project, saved as NAME."""
+EXITS = re.compile(r"#\s*exits (\d+)\s*$")
+"""A console command's expected exit status, when not 0: ``$ pytest  # exits 1``."""
 LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)(?:\s+\"([^\"]*)\")?\)")
 LINES = re.compile(r"^L(\d+)(?:-L(\d+))?$")
 SHELL_SKIP = {"cd", "git", "pip", "source"}
@@ -66,6 +77,7 @@ class Block:
     code: str
     line: int  # the line of the opening fence, 1-based
     before: str  # the text between the previous block (or the file's start) and this one
+    info: str = ""  # the rest of the fence's first line (```python file=my_layers.py)
 
 
 def blocks(path: Path) -> list[Block]:
@@ -73,8 +85,9 @@ def blocks(path: Path) -> list[Block]:
     found, last = [], 0
     for m in FENCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
-        code = textwrap.dedent(m.group(3))
-        found.append(Block(m.group(2).lower(), code, line, text[last:m.start()]))
+        code = textwrap.dedent(m.group(4))
+        found.append(Block(m.group(2).lower(), code, line, text[last:m.start()],
+                           m.group(3).strip()))
         last = m.end()
     return found
 
@@ -160,6 +173,17 @@ def _command(line: str, where: str) -> list[str] | None:
                          "python -m MODULE ..., make TARGET, or extend tests/test_docs.py")
 
 
+def _run_pytest(args: list[str]) -> tuple[int, str, str]:
+    """``python -m pytest ARGS`` in the working directory, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HYPOTHESIS_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["COLUMNS"] = "100"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "simple_net_gradcheck",
+                           "-p", "no:cacheprovider", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+    return done.returncode, done.stdout, done.stderr
+
+
 def _console(block: Block, where: str) -> None:
     sessions: list[tuple[str, list[str]]] = []
     for line in block.code.splitlines():
@@ -169,11 +193,17 @@ def _console(block: Block, where: str) -> None:
             sessions[-1][1].append(line)
     assert sessions, f"{where}: a console block needs '$ ' prompts"
     for line, expected in sessions:
-        argv = _command(line, where)
-        if argv is None:
-            continue
-        status, out, err = _run_module(argv[0], argv[1:])
-        assert status == 0, f"{where}: `{line}` exited {status}\n{out}\n{err}"
+        exits = EXITS.search(line)
+        want_status = int(exits.group(1)) if exits else 0
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["pytest"]:
+            status, out, err = _run_pytest(words[1:])
+        else:
+            argv = _command(line, where)
+            if argv is None:
+                continue
+            status, out, err = _run_module(argv[0], argv[1:])
+        assert status == want_status, f"{where}: `{line}` exited {status}\n{out}\n{err}"
         want = "\n".join(expected).strip("\n")
         if want and not doctest.OutputChecker().check_output(want + "\n", out, FLAGS):
             pytest.fail(f"{where}: `{line}` printed\n{out}\nbut the docs show\n{want}",
@@ -210,7 +240,11 @@ def run_doc(path: Path) -> None:
     for i, block in enumerate(found):
         where = f"{_rel(path)}:{block.line}"
         following = found[i + 1] if i + 1 < len(found) else None
-        if block.lang in ("python", "py", "pycon"):
+        name = FILE.search(block.info)
+        if block.lang in ("python", "py") and name:
+            Path(name.group(1)).write_text(block.code, encoding="utf-8")
+            importlib.invalidate_caches()  # importable at once, even within the same second
+        elif block.lang in ("python", "py", "pycon"):
             _python(block, following, globs, where)
         elif block.lang == "console":
             _console(block, where)
@@ -222,6 +256,7 @@ def run_doc(path: Path) -> None:
 def test_every_code_block_of_the_docs_runs(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.syspath_prepend(str(tmp_path))  # the page's own files (```python file=...)
     run_doc(path)
 
 
@@ -242,6 +277,7 @@ BROKEN_DOCS = {
     "a renamed flag in a listing": "```sh\npython -m oracle check --no-such-flag\n```\n",
     "a missing make target": "```sh\nmake no-such-target\n```\n",
     "a command the test cannot check": "```sh\ncurl http://example.com\n```\n",
+    "a pytest run whose exit status differs": "```console\n$ pytest -q no_such_test.py\n```\n",
     "an exception": "```python\nraise RuntimeError('docs rot')\n```\n",
 }
 
@@ -260,9 +296,13 @@ def test_the_runner_accepts_what_it_should(tmp_path, monkeypatch):
     doc = tmp_path / "fine.md"
     doc.write_text("```python\n>>> x = 2\n\n```\n\n```python\nprint(x + 1)\n```\n\n"
                    "It prints:\n\n```\n3\n```\n\n```sh\nmake demo  # a comment\n"
-                   "python -m oracle --sizes 2,3,1\n```\n", encoding="utf-8")
+                   "python -m oracle --sizes 2,3,1\n```\n\n"
+                   "```python file=test_fine.py\ndef test_fine():\n    assert False\n```\n\n"
+                   "```console\n$ pytest -q test_fine.py  # exits 1\n"
+                   "F ...\n...1 failed in ...\n```\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     run_doc(doc)
+    assert (tmp_path / "test_fine.py").exists()
 
 
 # --- links -------------------------------------------------------------------------------------
