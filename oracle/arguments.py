@@ -118,9 +118,12 @@ class Arguments:
                 values.append(_copy(value))
                 diff.append(False)
         if not any(diff):
+            kinds = {name: (f"ndarray of {v.dtype}" if isinstance(v, np.ndarray)
+                            else type(v).__name__) for name, v in zip(names, given)}
             raise ValueError("inputs has no differentiable input: at least one must be a "
-                             "floating numpy array (integer/bool arrays and Python numbers are "
-                             f"constants); got {[type(v).__name__ for v in given]}")
+                             "floating numpy array (integer/bool arrays, lists and Python "
+                             f"numbers are constants; pass np.asarray(...) to differentiate a "
+                             f"list); got {kinds}")
         return cls(tuple(names), tuple(values), keyword, tuple(diff), tuple(dtypes))
 
     def positions(self, wrt: object) -> list[int]:
@@ -181,6 +184,10 @@ class Output:
     def of(cls, value: object) -> Output:
         """Raises TypeError for an output that is not an array, a number or a tuple of them."""
         if isinstance(value, (tuple, list)):
+            for i, v in enumerate(value):
+                if isinstance(v, (tuple, list, dict)):
+                    raise TypeError(f"forward's output [{i}] is a {type(v).__name__}: forward "
+                                    "must return an array, a number or a flat tuple of arrays")
             return cls("tuple", tuple(_float_or_none(v, f"forward's output [{i}]")
                                       for i, v in enumerate(value)))
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
@@ -212,7 +219,10 @@ class Output:
 
 
 def _float_or_none(value: object, what: str) -> np.ndarray | None:
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise TypeError(f"{what} must be a numeric array, could not convert it: {exc}") from None
     if np.iscomplexobj(arr):
         raise TypeError(f"{what} is complex ({arr.dtype}): the checker differentiates real "
                         "functions")
@@ -251,12 +261,20 @@ def cotangent_for(output: Output, given: object, rng: np.random.Generator
         if a is None or c is None:
             flat.append(None)
             continue
-        arr = np.asarray(c, dtype=np.float64)
+        where = f"cotangent[{i}]" if output.kind == "tuple" else "cotangent"
+        if np.iscomplexobj(c):
+            raise TypeError(f"{where} must be a real float array, got a complex one")
+        try:
+            arr = np.asarray(c, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where} must be a float array shaped like forward's output "
+                            f"{a.shape}, could not convert it: {exc}") from None
         if arr.shape != a.shape:
-            where = f"cotangent[{i}]" if output.kind == "tuple" else "cotangent"
             raise ValueError(f"{where} must have the output's shape {a.shape}, got {arr.shape}")
         if not np.all(np.isfinite(arr)):
-            raise ValueError("cotangent must be finite")
+            bad = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(f"{where} must be finite, found {int(np.sum(~np.isfinite(arr)))} "
+                             f"NaN/Inf entries (first at index {bad}: {arr[bad]})")
         flat.append(arr)
     handed = tuple(_copy(c) for c in parts) if output.kind == "tuple" else _copy(given)
     return tuple(flat), handed, "given"

@@ -6,11 +6,16 @@ Subcommands (each has ``--help`` with an example)::
     activation  a built-in activation's derivative (check_activation)
     loss        a built-in loss's derivative (check_loss)
     steps       finite-difference error against step size for one weight (and its picture)
+    vjp         your own forward/backward pair, MODULE:FUNCTION (``oracle.cli_vjp``; --junit)
 
 Without a subcommand, ``check`` is meant: ``python -m oracle --sizes 4,8,3`` works.
 
-Exit status: 0 every gradient agrees; 1 a gradient is wrong (the report says where); 2 bad usage
-or bad input (one line on stderr, no traceback). ``--json`` prints ``report.to_json()``.
+Exit status (``reference.cli_tools``): 0 every gradient agrees; 1 a gradient is wrong (the
+report says where); 2 bad usage or bad input; 3 too large (an input over a limit, or out of
+memory); 4 internal error (a bug); 130 interrupted; 141 output closed early (``| head``).
+Every failure is one line on stderr, never a traceback. ``--json`` prints ``report.to_json()``.
+Network and data files are read as hostile (``reference.safe_files``: no pickle, sizes checked
+against a 1 GiB budget before allocating).
 
 A new subcommand is one ``_add_<name>`` function (its arguments) and one ``_run_<name>``
 function (it returns a Report), registered in ``COMMANDS``.
@@ -24,8 +29,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from reference.cli_tools import UsageError, read_config
+from reference.cli_tools import EXIT_STATUS_HELP, UsageError, read_config, read_xt, run_command
 from reference.cli_tools import build_parser as build_parser_for
+
+from .cli_vjp import EXAMPLES as VJP_EXAMPLES
 
 __all__ = ["main"]
 
@@ -116,7 +123,8 @@ def _int_list(text: str, what: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",")]
     except ValueError:
-        raise UsageError(f"{what} must be comma-separated ints like 4,8,3, got {text!r}") from None
+        raise UsageError(f"{what} must be comma-separated ints like 4,8,3, got {text!r:.60}"
+                         ) from None
 
 
 def _build_network(options: dict, path: str | None):
@@ -136,21 +144,7 @@ def _data(net, path: str | None, batch: int | None, seed: int, batch_flag: bool)
     if path is not None:
         if batch_flag:
             raise UsageError("--batch and --data exclude each other (the data sets the batch)")
-        try:
-            z = np.load(path, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise UsageError(f"data {path} is a single array; expected an .npz archive "
-                                 "with arrays X and T (numpy.savez(path, X=..., T=...))")
-            with z:
-                missing = [k for k in ("X", "T") if k not in z.files]
-                if missing:
-                    raise UsageError(f"data {path} lacks array(s) {missing}; found {z.files}")
-                return z["X"], z["T"]
-        except OSError as exc:
-            raise UsageError(f"cannot read data {path}: {exc.strerror or exc}") from None
-        except (ValueError, EOFError) as exc:  # not an archive, or arrays of Python objects
-            raise UsageError(f"cannot read data {path} as an .npz archive of numeric arrays "
-                             f"X and T ({exc})") from None
+        return read_xt(path)  # numeric X and T only, sizes checked before allocating
     # A stream of its own, so the data does not repeat the draws of the weights' seed.
     rng = np.random.default_rng([seed, 1])
     batch = DEFAULT_BATCH if batch is None else batch
@@ -225,9 +219,11 @@ Exit status 1 when the central difference never comes within 1e-8 (relative) of 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
     _add_network_and_data_flags(parser)
     entry = parser.add_argument_group("the entry and the picture")
-    entry.add_argument("--layer", type=int, default=0, help="which W (default 0)")
+    entry.add_argument("--layer", type=int, default=0,
+                       help="which W, 0 .. L-1 for an L-layer network (default 0)")
     entry.add_argument("--entry", metavar="I,J",
-                       help="the entry of W_layer (default: the largest |dE/dW|)")
+                       help="the entry of W_layer, 0-based row and column (default: the "
+                            "largest |dE/dW|)")
     entry.add_argument("--exact", choices=("jax", "hand"), default="jax",
                        help="the reference derivative (default jax)")
     entry.add_argument("--out", metavar="FILE.png", default="steps.png",
@@ -245,7 +241,17 @@ def _run_steps(args: argparse.Namespace):
     options = _options(args)
     net = _build_network(options, args.network)
     x, t = _data(net, args.data, options.get("batch"), options["seed"], args.batch is not None)
+    n_layers = len(net.layer_sizes) - 1
+    if not 0 <= args.layer < n_layers:
+        raise UsageError(f"--layer must be in 0 .. {n_layers - 1} for a {n_layers}-layer "
+                         f"network, got {args.layer}")
     index = None if args.entry is None else tuple(_int_list(args.entry, "entry"))
+    if index is not None:
+        shape = (net.layer_sizes[args.layer] + 1, net.layer_sizes[args.layer + 1])
+        if len(index) != 2 or not all(0 <= i < n for i, n in zip(index, shape)):
+            raise UsageError(f"--entry must be two ints I,J with 0 <= I < {shape[0]} and "
+                             f"0 <= J < {shape[1]} (W{args.layer} has shape {shape}), got "
+                             f"{args.entry}")
     sweep = sweep_network_entry(net, x, t, layer=args.layer, index=index, reference=args.exact)
     if not args.no_plot:
         from .pictures import MissingMatplotlib, plot_steps
@@ -256,6 +262,22 @@ def _run_steps(args: argparse.Namespace):
             raise UsageError(f"{exc}; or pass --no-plot") from None
         print(f"wrote {path}", file=sys.stderr)
     return sweep
+
+
+# --- vjp (the arguments and the run live in oracle.cli_vjp) ---------------------------------
+
+
+def _add_vjp(parser: argparse.ArgumentParser) -> None:
+    from .cli_vjp import add_arguments
+
+    add_arguments(parser)
+    _add_output_flags(parser)
+
+
+def _run_vjp(args: argparse.Namespace):
+    from .cli_vjp import run
+
+    return run(args)
 
 
 # --- shared --------------------------------------------------------------------------------
@@ -280,6 +302,8 @@ COMMANDS: dict[str, Command] = {
              _add_loss, _run_loss, f"example:\n  {PROG} loss cross_entropy\n"),
     "steps": ("finite-difference error against step size for one weight, with its picture",
               _add_steps, _run_steps, STEPS_EXAMPLES),
+    "vjp": ("check your own backward(dout, *inputs) against JAX and FD of your forward",
+            _add_vjp, _run_vjp, VJP_EXAMPLES),
 }
 
 
@@ -287,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     return build_parser_for(
         PROG,
         "Check hand-derived gradients against JAX autodiff and finite differences. "
-        "Exit status: 0 all agree, 1 a gradient is wrong, 2 bad usage or input.",
+        + EXIT_STATUS_HELP.format(zero="all agree", one="a gradient is wrong") + ".",
         f"example:\n  {PROG} check --sizes 4,8,3 --activations tanh,softmax "
         f"--loss cross_entropy\nrun '{PROG} COMMAND --help' for a command's options",
         COMMANDS,
@@ -295,12 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 agree, 1 wrong gradient, 2 bad input)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line; return the exit status (0 agree, 1 wrong gradient, 2 bad usage or
+    input, 3 too large or out of memory, 4 internal error, 130 interrupted, 141 output closed
+    early)."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     parser = build_parser()
     if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "check")  # the default subcommand
-    try:
+
+    def run() -> int:
         args, extra = parser.parse_known_args(argv)
         if extra:
             where = " ".join(filter(None, [PROG, args.command]))
@@ -309,17 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         report = COMMANDS[args.command][2](args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError) as exc:  # refused input, with the library's message
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(report.to_json(indent=2))
-    elif args.quiet:
-        print(report.headline)
-    else:
-        print(report)
-    return 0 if report.ok else 1
+        if args.json:
+            text = report.to_json(indent=2)
+        elif args.quiet:
+            text = report.headline
+        else:
+            text = str(report)
+        print(text)
+        return 0 if report.ok else 1
+
+    return run_command(PROG, run)

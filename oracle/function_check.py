@@ -25,9 +25,10 @@ from reference.losses import Loss, get_loss
 
 from . import autodiff, magnitudes
 from .arguments import Arguments, Output
-from .engine import MAX_EXHAUSTIVE, judge_vjp
+from .engine import MAX_EXHAUSTIVE, judge_entries, judge_vjp
 from .jax_support import UntraceableError
 from .network_fd import activation_fd
+from .options import callable_arg, finite_location, flag, jax_mode, positive_int, seed_arg
 from .report import Report, Row
 from .verdict import judge
 
@@ -40,7 +41,14 @@ FLOAT32_WARNING = (
 
 
 def _scalar(value: object, what: str) -> float:
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise TypeError(f"{what} must be a real scalar, got {type(value).__name__} ({exc})"
+                        ) from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{what} must be a real scalar, got a complex value ({arr.dtype}): the "
+                        "checker differentiates real functions")
     if arr.size != 1 or arr.ndim > 1 or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{what} must return a scalar, got shape {arr.shape} dtype {arr.dtype}")
     out = float(arr.reshape(()))
@@ -81,33 +89,47 @@ def check_gradient(
     """
     if fd not in ("auto", "exhaustive", "directional"):
         raise ValueError(f"fd must be 'auto', 'exhaustive' or 'directional', got {fd!r}")
-    arr = np.asarray(x)
+    callable_arg(f, "f")
+    callable_arg(grad, "grad")
+    strict = flag(strict, "strict")
+    directions = positive_int(directions, "directions")
+    max_exhaustive = positive_int(max_exhaustive, "max_exhaustive")
+    seed = seed_arg(seed)
+    jax = jax_mode(jax)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise TypeError(f"x must be a real numeric array, could not convert it: {exc}") from None
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}")
     if arr.size == 0:
         raise ValueError(f"x must not be empty, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"x must be finite, found {int(np.sum(~np.isfinite(arr)))} NaN/Inf")
+        raise ValueError(f"x must be finite, found {finite_location(arr)}")
     notes = []
     if arr.dtype == np.float32:
         warnings.warn(FLOAT32_WARNING, UserWarning, stacklevel=2)
         notes.append(FLOAT32_WARNING)
     shape = arr.shape
-    value = _scalar(f(arr.copy()), "f(x)")
-    got = np.asarray(grad(arr.copy()))
+    value = _scalar(_call(f, arr.copy(), "f"), "f(x)")
+    try:
+        got = np.asarray(grad(arr.copy()))
+    except (TypeError, ValueError) as exc:  # numpy cannot read what grad returned
+        raise TypeError(f"grad(x) must return a float array shaped like x, could not convert "
+                        f"it: {exc}") from None
     if got.shape != shape:
         raise ValueError(f"grad(x) must have x's shape {shape}, got {got.shape}")
     if not np.issubdtype(got.dtype, np.floating):
         raise TypeError(f"grad(x) must return a float array, got dtype {got.dtype}")
     if not np.all(np.isfinite(got)):
-        raise ValueError("grad(x) returned NaN/Inf")
+        raise ValueError(f"grad(x) returned {finite_location(got)}")
     if got.dtype == np.float32 and arr.dtype != np.float32:
         message = ("grad(x) returned float32 for a float64 x: judged at float32 precision "
                    "(~1e-4 relative); return float64 to be judged to 1e-9")
         warnings.warn(message, UserWarning, stacklevel=2)
         notes.append(message)
     x64 = arr.astype(np.float64)
-    value = value if arr.dtype == np.float64 else _scalar(f(x64.copy()), "f(x)")
+    value = value if arr.dtype == np.float64 else _scalar(_call(f, x64.copy(), "f"), "f(x)")
     rows, more, judged_by = judge_vjp(
         f, Arguments.of(f, (x64,)), Output("scalar", (np.asarray(value),)), (np.ones(()),),
         {0: got}, fd=fd, jax=jax, max_exhaustive=max_exhaustive, directions=directions,
@@ -116,13 +138,27 @@ def check_gradient(
                   judged_by=judged_by)
 
 
+def _call(f: Callable, x: np.ndarray, name: str) -> object:
+    """``f(x)``; an exception from the user's code is reported as a ValueError naming it."""
+    try:
+        return f(x)
+    except Exception as exc:
+        raise ValueError(f"{name} raised {type(exc).__name__} at x: {exc}") from exc
+
+
 def activation_points(act: Activation) -> np.ndarray:
-    """The points ``check_activation`` uses: a grid, large magnitudes and the kinks."""
+    """The points ``check_activation`` uses: a grid, large magnitudes, points approaching 0 and
+    every declared kink from either side at distances 1e-8 .. 1 (a wrong derivative on a small
+    interval beside a kink, or an undeclared kink near 0, lands on one of them), and 64
+    seeded random points in [-8, 8]."""
     grid = np.linspace(-6.0, 6.0, 49)
     large = np.array([10.0, 30.0, 100.0, 1000.0])
-    kinks = np.array(act.kinks, dtype=np.float64)
-    near = np.concatenate([kinks, kinks + 1e-7, kinks - 1e-7])
-    return np.unique(np.concatenate([grid, large, -large, near]))
+    kinks = np.concatenate([[0.0], np.array(act.kinks, dtype=np.float64)])
+    distances = 10.0 ** np.arange(-8, 1)  # 1e-8 ... 1
+    near = np.concatenate([kinks] + [kinks + s * d for d in distances for s in (1.0, -1.0)]
+                          + [kinks + s * 3 * d for d in distances for s in (1.0, -1.0)])
+    spread = np.random.default_rng(20261206).uniform(-8.0, 8.0, size=64)
+    return np.unique(np.concatenate([grid, large, -large, near, spread]))
 
 
 def check_activation(
@@ -136,7 +172,10 @@ def check_activation(
     logits, with a random upstream gradient.
     """
     act = get_activation(act)
-    rng = np.random.default_rng(seed)
+    strict = flag(strict, "strict")
+    rng = np.random.default_rng(seed_arg(seed))
+    if points is not None:
+        points = _points(points)
     notes: list[str] = []
     if act.elementwise:
         v = np.asarray(activation_points(act) if points is None else points, dtype=np.float64)
@@ -178,9 +217,21 @@ def check_activation(
         # Each point judged at its own precision (no floor from the largest |act'|, which at
         # v = 100 would hide any error at v = 1): act' is computed from terms of size ~1, act'
         # and |v| (gelu' in its tail is ~1e-13 made of terms ~1).
-        verdicts = judge(got, ad, deriv, magnitude=magnitudes.activation_magnitude(
-            act, v, y, np.ones_like(v), np.abs(v)))
-        row = Row.from_verdicts(None, "derivative", "local", verdicts, name=act.name)
+        # The points are independent (act is elementwise): the scalar whose gradient act'(v) is,
+        # for the engine's closer look at kinks and doubtful points, sums only the moved points'
+        # changes (so exp(100) = 3e43 elsewhere does not drown a point at v = 1 in its
+        # rounding), on top of 1 (so a flat reading is not mistaken for a blank one).
+        def phi(z: np.ndarray) -> float:
+            moved = z != v
+            return 1.0 + float(np.sum(act(z[moved]) - act(v[moved]))) if np.any(moved) else 1.0
+
+        with np.errstate(all="ignore"):
+            verdicts, joint = judge_entries(
+                got, ad, deriv, magnitude=magnitudes.activation_magnitude(
+                    act, v, y, np.ones_like(v), np.abs(v)), phi=phi, x=v, f0=phi(v),
+                probed=v.size)  # (each look moves one point: cheap)
+        row = Row.from_verdicts(None, "derivative", "local", verdicts, name=act.name,
+                                note=joint)
         if row.index:
             row.at = float(v[row.index])
         rows = [row]
@@ -203,12 +254,32 @@ def check_activation(
     return Report(rows, strict=strict, title=f"activation check: {act.name}", notes=notes)
 
 
+def _points(points: object) -> np.ndarray:
+    """``check_activation``'s ``points``: a non-empty real array of finite values."""
+    try:
+        arr = np.asarray(points)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"points must be a real numeric array, could not convert it: {exc}"
+                        ) from None
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
+                                     or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"points must be a real numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"points must not be empty, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"points must be finite, found {finite_location(arr)}")
+    return arr
+
+
 def check_loss(
     loss: str | Loss, *, batch: int = 4, n_out: int = 3, seed: int = 0, strict: bool = False
 ) -> Report:
     """Check a loss's hand-derived dE/dY (and fused dE/dV) on random valid outputs and targets."""
     loss = get_loss(loss)
-    rng = np.random.default_rng(seed)
+    batch, n_out = positive_int(batch, "batch"), positive_int(n_out, "n_out")
+    strict = flag(strict, "strict")
+    rng = np.random.default_rng(seed_arg(seed))
     v = rng.normal(scale=2.0, size=(batch, n_out))
     if loss.output_activation == "softmax":
         y = _softmax(v)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .adapters import Parameter, layer, layer_parameters
+from .options import callable_arg, choice, finite_location, flag, jax_mode, seed_arg
 from .report import Report, Row, annotate_symptoms
 from .vjp_check import check_vjp
 
@@ -72,11 +73,28 @@ def check_layers(
     Raises:
         ValueError: a forward or loss that raises or is not finite at x.
     """
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise TypeError(f"layers must be a list of layer objects, got {type(layers).__name__}")
     if not layers:
         raise ValueError("layers must hold at least one layer, got an empty sequence")
-    x = np.asarray(x)
+    callable_arg(loss, "loss")
+    for name, value in (("forward", forward), ("backward", backward)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a method name (str), got {type(value).__name__}")
+        missing = [k for k, lay in enumerate(layers) if not callable(getattr(lay, value, None))]
+        if missing:
+            raise TypeError(f"layers[{missing[0]}] ({type(layers[missing[0]]).__name__}) has no "
+                            f"method {value!r} (the {name} method name)")
+    jax, strict, seed = jax_mode(jax), flag(strict, "strict"), seed_arg(seed)
+    choice(fd, "fd", ("auto", "exhaustive", "directional", "none"))
+    try:
+        x = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"x must be a float array, could not convert it: {exc}") from None
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"x must be a float array, got dtype {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"x must be finite, found {finite_location(x)}")
     pristine = [copy.deepcopy(lay) for lay in layers]
     work = [copy.deepcopy(lay) for lay in layers]
     names = [type(lay).__name__ for lay in layers]

@@ -34,6 +34,7 @@ from .engine import judge_entries
 from .finite_differences import EPS
 from .jax_support import UntraceableError
 from .network_fd import Directions
+from .options import callable_arg, flag, positive_int, seed_arg
 from .report import Report, Row, annotate_symptoms
 from .verdict import FAIL, PASS, EntryVerdicts, judge
 
@@ -143,6 +144,14 @@ def check_network(
     """
     if fd not in ("auto", "exhaustive", "directional", "none"):
         raise ValueError(f"fd must be 'auto', 'exhaustive', 'directional' or 'none', got {fd!r}")
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a reference.Network, got {type(net).__name__}")
+    strict, check_step, local = (flag(strict, "strict"), flag(check_step, "check_step"),
+                                 flag(local, "local"))
+    directions = positive_int(directions, "directions")
+    max_exhaustive = positive_int(max_exhaustive, "max_exhaustive")
+    seed = seed_arg(seed)
+    callable_arg(progress, "progress", optional=True)
     x = net._inputs(X)
     t = net._targets(T, x.shape[0])
     weights = [w.copy() for w in net._checked_weights()]

@@ -58,9 +58,11 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to exactly ``path``: its suffix names the format, and a name without one
+    is written as PNG under that very name (matplotlib would add ``.png`` to it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, format=path.suffix[1:].lower() or "png")
     return path
 
 

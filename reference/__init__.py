@@ -8,7 +8,7 @@ Readable, not optimised for anything but clarity and a fair speed. It never impo
 """
 
 from .activations import ACTIVATIONS, Activation, Softmax, get_activation
-from .errors import DivergenceError
+from .errors import DivergenceError, TooLargeError
 from .losses import LOSSES, Loss, get_loss
 from .network import Network
 from .passes import Trace, backward_pass, forward_pass, network_loss
@@ -21,6 +21,7 @@ __all__ = [
     "Loss",
     "Network",
     "Softmax",
+    "TooLargeError",
     "Trace",
     "backward_pass",
     "forward_pass",

@@ -14,19 +14,37 @@ holds one sample per row, its first n0 columns the input and the rest the target
 cross_entropy a single column of integer class labels is also accepted). Lines starting with
 ``#`` and one header line are skipped.
 
-Exit status: 0 trained and saved; 1 training diverged (nothing is saved); 2 bad usage or input.
+Data and config files are read as hostile (``safe_files``): an .npz's X and T are checked
+against the memory budget (1 GiB) before they are allocated, a .csv may be at most 256 MiB of
+text, a JSON config at most 1 Mi characters nested 32 deep.
+
+Exit status (``cli_tools``): 0 trained and saved; 1 training diverged (nothing is saved);
+2 bad usage or input; 3 too large (an input over a limit, or out of memory); 4 internal error
+(a bug); 130 interrupted; 141 output closed early (``| head``). Every failure is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from .cli_tools import UsageError, read_config
+from .cli_tools import (
+    EXIT_STATUS_HELP,
+    UsageError,
+    read_config,
+    read_xt,
+    regular_file,
+    run_command,
+)
 from .cli_tools import build_parser as build_parser_for
+from .errors import TooLargeError
+from .safe_files import MAX_BYTES, human_bytes, write_atomically
 
 __all__ = ["main"]
 
@@ -38,6 +56,8 @@ NETWORK_KEYS = ("sizes", "activations", "loss", "init", "seed")
 TRAINING_KEYS = ("epochs", "lr", "batch_size")
 DEFAULTS = {"loss": "mse", "init": "glorot", "seed": 0, "epochs": 100, "lr": 0.1,
             "batch_size": 32}
+MAX_CSV_BYTES = MAX_BYTES // 4
+"""A .csv data file of at most 256 MiB: its numbers take up to 4x that as float64."""
 
 TRAIN_EXAMPLES = f"""\
 examples:
@@ -98,7 +118,7 @@ def _options(args: argparse.Namespace) -> dict:
             options["sizes"] = [int(s) for s in options["sizes"].split(",")]
         except ValueError:
             raise UsageError(f"sizes must be comma-separated ints like 9,9,9, got "
-                             f"{options['sizes']!r}") from None
+                             f"{options['sizes']!r:.60}") from None
     if isinstance(options.get("activations"), str):
         options["activations"] = [a.strip() for a in options["activations"].split(",")]
     if options.get("activations") is None and isinstance(options["sizes"], list):
@@ -120,34 +140,31 @@ def read_data(path: str, n_in: int, n_out: int, loss: str) -> tuple[np.ndarray, 
     """
     if path.lower().endswith(".csv"):
         return _read_csv(path, n_in, n_out, loss)
-    try:
-        z = np.load(path, allow_pickle=False)
-    except OSError as exc:
-        raise UsageError(f"cannot read data {path}: {exc.strerror or exc}") from None
-    except (ValueError, EOFError) as exc:
-        raise UsageError(f"cannot read data {path} as .npz or .csv ({exc})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise UsageError(f"data {path} is a single array; expected an .npz archive with "
-                         "arrays X and T (numpy.savez(path, X=..., T=...)) or a .csv")
-    with z:
-        missing = [k for k in ("X", "T") if k not in z.files]
-        if missing:
-            raise UsageError(f"data {path} lacks array(s) {missing}; found {z.files}")
-        return z["X"], z["T"]
+    return read_xt(path, csv=True)
 
 
 def _read_csv(path: str, n_in: int, n_out: int, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    table = None
-    for skip in (0, 1):  # a header line is skipped when the first line is not numbers
-        try:
+    size = regular_file(path).st_size
+    if size > MAX_CSV_BYTES:
+        raise TooLargeError(f"data {path} is {human_bytes(size)} of CSV text, more than the "
+                            f"limit of {human_bytes(MAX_CSV_BYTES)}; save it as an .npz "
+                            "(numpy.savez(path, X=..., T=...)) instead")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline(1 << 16)
+    except OSError as exc:
+        raise UsageError(f"cannot read data {path}: {exc.strerror or exc}") from None
+    skip = 0 if _numbers(first) else 1  # a first line that is not numbers is a header
+    try:
+        with warnings.catch_warnings():  # "input contained no data": said below, once
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
             table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip)
-            break
-        except OSError as exc:
-            raise UsageError(f"cannot read data {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            problem = exc
-    if table is None:
-        raise UsageError(f"data {path} is not a CSV table of numbers ({problem})")
+    except OSError as exc:
+        raise UsageError(f"cannot read data {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"data {path} is not a CSV table of numbers ({exc})") from None
+    if table.size == 0:
+        raise UsageError(f"data {path} has no rows of numbers")
     labels = loss == "cross_entropy" and table.shape[1] == n_in + 1 and n_out > 1
     if table.shape[1] != n_in + n_out and not labels:
         raise UsageError(f"data {path} has {table.shape[1]} columns; expected {n_in} inputs "
@@ -161,12 +178,25 @@ def _read_csv(path: str, n_in: int, n_out: int, loss: str) -> tuple[np.ndarray, 
     return x, t
 
 
+def _numbers(line: str) -> bool:
+    """True when ``line`` is empty, a comment, or comma-separated numbers (not a header)."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return True
+    try:
+        [float(v) for v in text.split("#")[0].split(",")]
+    except ValueError:
+        return False
+    return True
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .errors import DivergenceError
     from .network import Network
     from .progress import progress_bar
 
     options = _options(args)
+    _check_out(args.out)  # before the training, not after it
     net = Network(options["sizes"], options["activations"], options["loss"],
                   seed=options["seed"], init=options["init"])
     x, t = read_data(args.data, net.layer_sizes[0], net.layer_sizes[-1], net.loss_function.name)
@@ -193,6 +223,16 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(path: str) -> None:
+    """Refuse an --out that cannot be written as a file (a directory, a missing folder)."""
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise UsageError(f"--out {path} is a directory; give a file name like net.npz")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out {path}: there is no folder {folder}")
+
+
 # --- data ----------------------------------------------------------------------------------
 
 
@@ -211,7 +251,9 @@ def _run_data(args: argparse.Namespace) -> int:
         t = x
     else:
         x, t = two_spirals()
-    np.savez(args.out, X=x, T=t)
+    _check_out(args.out)
+    # Exactly the path given (numpy.savez would add .npz to a name without it), atomically.
+    write_atomically(args.out, lambda f: np.savez(f, X=x, T=t))
     print(f"wrote {args.out}: X {x.shape}, T {t.shape}")
     return 0
 
@@ -228,27 +270,25 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     return build_parser_for(
         PROG,
-        "Train simple-net networks from the shell (numpy only). Exit status: "
-        "0 done, 1 training diverged, 2 bad usage or input.",
+        "Train simple-net networks from the shell (numpy only). "
+        + EXIT_STATUS_HELP.format(zero="done", one="training diverged (nothing saved)") + ".",
         TRAIN_EXAMPLES + f"run '{PROG} COMMAND --help' for a command's options",
         COMMANDS,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 done, 1 diverged, 2 bad usage/input)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line; return the exit status (0 done, 1 diverged, 2 bad usage or input,
+    3 too large or out of memory, 4 internal error, 130 interrupted, 141 output closed early;
+    see ``cli_tools``)."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     parser = build_parser()
-    try:
+
+    def run() -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
         return COMMANDS[args.command][2](args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError) as exc:  # refused input, with the library's message
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+
+    return run_command(PROG, run)

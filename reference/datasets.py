@@ -44,7 +44,22 @@ def patterns_3x3() -> np.ndarray:
 def two_spirals(
     n_per_class: int = 200, *, turns: float = 1.5, noise: float = 0.05, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(X (2n, 2), labels (2n,) int)``: two interleaved spirals, class 0 and 1."""
+    """Return ``(X (2n, 2), labels (2n,) int)``: two interleaved spirals, class 0 and 1.
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong kind or out of range, named.
+    """
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or (
+            n_per_class < 1):
+        raise ValueError(f"n_per_class must be a positive int, got {n_per_class!r:.60}")
+    for name, value, least in (("turns", turns, 0.0), ("noise", noise, 0.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not (np.isfinite(value) and value >= least):
+            raise ValueError(f"{name} must be a finite number >= {least}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r:.60}")
     rng = np.random.default_rng(seed)
     r = np.linspace(0.15, 1.0, n_per_class)
     theta = r * turns * 2 * np.pi

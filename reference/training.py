@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import DivergenceError
-from .validation import check_learning_rate
+from .validation import check_learning_rate, check_seed
 
 if TYPE_CHECKING:
     from .network import Network
@@ -60,12 +60,20 @@ def fit(
         DivergenceError: a step produced a non-finite loss or weight; the message names the
             epoch, the step and the learning rate, and the network keeps its last finite weights.
     """
+    # Every argument is checked before the first step: a refused call changes nothing.
     epochs = _positive_int(epochs, "epochs")
     lr = check_learning_rate(lr)
     x = net._inputs(X)
     t = net._targets(T, x.shape[0])
     n = x.shape[0]
     batch_size = n if batch_size is None else _positive_int(batch_size, "batch_size")
+    seed = check_seed(seed)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}: "
+                        f"{shuffle!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(epoch, mean_loss), or None; "
+                        f"got {type(callback).__name__}: {callback!r}")
     rng = np.random.default_rng(seed) if shuffle else None
     history: list[float] = []
     for epoch in range(epochs):

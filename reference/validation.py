@@ -6,18 +6,24 @@ or ``ValueError`` (right kind, wrong shape or value). Nothing here modifies its 
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import TooLargeError
 from .losses import Loss
 
 __all__ = [
     "check_inputs",
     "check_layer_sizes",
     "check_learning_rate",
+    "check_path",
+    "check_seed",
     "check_targets",
     "check_weights",
+    "check_weights_in_place",
 ]
 
 # Probability rows must sum to 1 within this absolute tolerance: rows built in float64 by a
@@ -54,19 +60,27 @@ def _require_finite(arr: np.ndarray, what: str) -> None:
 def check_layer_sizes(sizes: Sequence[int]) -> list[int]:
     """``[n0, n1, ..., nL]``: at least two positive integers."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
-        raise TypeError(f"layer_sizes must be a list of ints like [4, 8, 3], got {sizes!r}")
+        raise TypeError(f"layer_sizes must be a list of ints like [4, 8, 3], got {sizes!r:.60}")
     sizes = list(sizes)
     if len(sizes) < 2:
         raise ValueError(
-            f"layer_sizes needs at least 2 entries (inputs and outputs), got {sizes!r}"
+            f"layer_sizes needs at least 2 entries (inputs and outputs), got {sizes!r:.60}"
         )
     out = []
     for k, n in enumerate(sizes):
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"layer_sizes[{k}] must be an int, got {type(n).__name__}: {n!r}")
+            raise TypeError(f"layer_sizes[{k}] must be an int, got {type(n).__name__}: "
+                            f"{n!r:.60}")
         if n < 1:
             raise ValueError(f"layer_sizes[{k}] must be a positive int, got {n}")
         out.append(int(n))
+    entries = sum((n + 1) * m for n, m in zip(out, out[1:]))
+    if 8 * entries > sys.maxsize:  # numpy could not even describe such arrays
+        shown = out if len(out) <= 8 else [*out[:4], "...", *out[-2:]]
+        raise TooLargeError(
+            f"layer_sizes {shown} needs {entries} float64 weights ({8 * entries} bytes), more "
+            f"than this machine can address ({sys.maxsize} bytes)"
+        )
     return out
 
 
@@ -90,9 +104,9 @@ def check_inputs(x: object, n0: int) -> np.ndarray:
             f"X has {per_sample} values per sample (shape {arr.shape}), but the network's "
             f"first layer expects {n0}"
         )
-    arr = arr.reshape(arr.shape[0], n0).astype(np.float64, copy=False)
-    _require_finite(arr, "X")
-    return arr
+    arr = arr.astype(np.float64, copy=False)
+    _require_finite(arr, "X")  # before flattening: a bad entry is named in X's own shape
+    return arr.reshape(arr.shape[0], n0)
 
 
 def check_targets(t: object, loss: Loss, batch: int, n_out: int) -> np.ndarray:
@@ -150,14 +164,28 @@ def check_targets(t: object, loss: Loss, batch: int, n_out: int) -> np.ndarray:
     return arr
 
 
+def _weight_shapes(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    return [(sizes[k] + 1, sizes[k + 1]) for k in range(len(sizes) - 1)]
+
+
 def check_weights(weights: Sequence[object], sizes: Sequence[int]) -> list[np.ndarray]:
-    """Return the weights as float64 arrays, checking ``weights[k].shape == (n_k + 1, n_k+1)``."""
-    expected = [(sizes[k] + 1, sizes[k + 1]) for k in range(len(sizes) - 1)]
+    """Return the weights as float64 arrays, checking ``weights[k].shape == (n_k + 1, n_k+1)``.
+
+    ``weights`` is a list or tuple of arrays (or nested lists) of any float dtype: what
+    ``net.weights = [...]`` accepts and converts."""
+    expected = _weight_shapes(sizes)
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"net.weights must be assigned a list of {len(expected)} float arrays "
+                        f"(one per layer), got {type(weights).__name__}: {weights!r:.60}")
     if len(weights) != len(expected):
         raise ValueError(f"expected {len(expected)} weight arrays, got {len(weights)}")
     out = []
     for k, (w, shape) in enumerate(zip(weights, expected)):
-        arr = np.asarray(w)
+        try:
+            arr = np.asarray(w)
+        except (TypeError, ValueError) as exc:  # ragged nested lists and the like
+            raise TypeError(f"weights[{k}] must be a float array, could not convert it: "
+                            f"{exc}") from None
         if not np.issubdtype(arr.dtype, np.floating):
             raise TypeError(f"weights[{k}] must be a float array, got dtype {arr.dtype}")
         if arr.shape != shape:
@@ -168,6 +196,66 @@ def check_weights(weights: Sequence[object], sizes: Sequence[int]) -> list[np.nd
         _require_finite(arr, f"weights[{k}]")
         out.append(arr.astype(np.float64, copy=False))
     return out
+
+
+def check_seed(seed: object) -> int | None:
+    """A seed for ``numpy.random.default_rng``: a non-negative int, or None."""
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+def check_weights_in_place(weights: object, sizes: Sequence[int]) -> list[np.ndarray]:
+    """The network's own weights, as the user may have edited them in place: return them
+    unchanged if every one is still a float64 numpy array of its shape with finite entries.
+
+    Unlike ``check_weights`` (the setter's check), nothing is converted: a weight replaced in
+    place by a float32 array or a nested list would be used as it is (float32 gradients, a
+    file ``load`` refuses), so it is refused here, with the way to convert it.
+
+    Raises:
+        TypeError: not a list, or a weight that is not a float64 numpy array.
+        ValueError: the wrong number of weights, a wrong shape, a NaN or Inf.
+    """
+    expected = _weight_shapes(sizes)
+    if not isinstance(weights, list):
+        raise TypeError(f"net.weights must be a list of {len(expected)} float64 arrays, got "
+                        f"{type(weights).__name__}")
+    if len(weights) != len(expected):
+        raise ValueError(f"expected {len(expected)} weight arrays, got {len(weights)}")
+    for k, (w, shape) in enumerate(zip(weights, expected)):
+        if type(w) is not np.ndarray or w.dtype != np.float64:  # subclasses compute otherwise
+            kind = (f"a {w.dtype} array" if type(w) is np.ndarray
+                    else f"a {type(w).__name__}")
+            raise TypeError(
+                f"weights[{k}] was replaced in place by {kind}, but the network computes in "
+                "float64 numpy arrays; assign net.weights = [...] instead, which converts"
+            )
+        if w.shape != shape:
+            raise ValueError(
+                f"weights[{k}] must have shape {shape} (n_in + 1 bias row, n_out), "
+                f"got {w.shape}"
+            )
+        _require_finite(w, f"weights[{k}]")
+    return weights
+
+
+def check_path(path: object, what: str = "path") -> str:
+    """A file path given as ``str`` or ``os.PathLike``, as a ``str``.
+
+    Raises:
+        TypeError: anything else (``None``, bytes, a number, an open file).
+        ValueError: the empty string.
+    """
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a file path (str or os.PathLike), got "
+                        f"{type(path).__name__}: {path!r:.60}")
+    if not text:
+        raise ValueError(f"{what} must be a file path, got the empty string")
+    return text
 
 
 def check_learning_rate(lr: object) -> float:

@@ -226,7 +226,8 @@ BAD = [
     (["check", "--network", "@big.npz"], "forward pass produces NaN/Inf"),
     (["check", "--network", "@net.npz", "--data", "@data_nan.npz"], "X must be finite"),
     (["check", "--data", "@data_no_x.npz"], "lacks array(s) ['X']"),
-    (["check", "--data", "@data_obj.npz"], "as an .npz archive of numeric arrays"),
+    (["check", "--data", "@data_obj.npz"], "array 'X' holds Python objects (dtype object), "
+                                           "which would need pickle"),
     (["check", "--data", "@array.npy"], "is a single array"),
     (["check", "--data", "@garbage.npz"], "as an .npz archive"),
     (["check", "--data", "@missing"], "cannot read data"),

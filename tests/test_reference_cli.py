@@ -266,7 +266,9 @@ def test_the_main_help_lists_the_commands_and_the_exit_statuses(capsys, monkeypa
     out, words = help_of(capsys, monkeypatch)
     assert words.startswith("usage: python -m reference [-h] COMMAND ... Train simple-net "
                             "networks from the shell (numpy only). Exit status: 0 done, 1 "
-                            "training diverged, 2 bad usage or input. ")
+                            "training diverged (nothing saved), 2 bad usage or input, 3 too "
+                            "large (an input over a limit, or out of memory), 4 internal error "
+                            "(a bug), 130 interrupted, 141 output closed early. ")
     assert "train train a network on a .npz or .csv data set and save it" in words
     assert "data write a built-in data set to a .npz file" in words
     assert "\n  python -m reference data patterns --out patterns.npz\n" in out
@@ -328,8 +330,8 @@ def test_a_config_that_cannot_be_used_is_refused_with_the_reason(patterns, tmp_p
     }
     reasons = {
         "missing.json": "cannot read config {path}: No such file or directory",
-        "bad.json": "config {path} is not valid JSON: Expecting property name enclosed in double "
-                    "quotes: line 1 column 2 (char 1)",
+        "bad.json": "config {path} is not valid JSON (Expecting property name enclosed in double "
+                    "quotes: line 1 column 2 (char 1))",
         "list.json": "config {path} must hold a JSON object, got list",
         "both.json": "config {path}: unknown keys ['layer_sizes']; expected any of ['sizes', "
                      "'activations', 'loss', 'init', 'seed', 'epochs', 'lr', 'batch_size']",
@@ -389,7 +391,7 @@ def test_an_npz_data_file_that_cannot_be_used_is_refused_with_the_reason(tmp_pat
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (None, "cannot read data {path}: {path} not found."),
+        (None, "cannot read data {path}: No such file or directory"),
         ("a,b,c\nd,e,f\n", "data {path} is not a CSV table of numbers (could not convert "),
         ("1,2,0\n3,4,0.5\n", "data {path}: the label column must hold integer class labels"),
     ],

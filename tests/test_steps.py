@@ -100,7 +100,9 @@ def test_steps_json_against_the_hand_gradient(capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["steps", "--sizes", "3,4,2", "--entry", "1", "--no-plot"], "index must be two ints"),
+    (["steps", "--sizes", "3,4,2", "--entry", "1", "--no-plot"], "--entry must be two ints"),
+    (["steps", "--sizes", "3,4,2", "--entry", "0,-1", "--no-plot"], "--entry must be two ints"),
+    (["steps", "--sizes", "3,4,2", "--layer", "-1", "--no-plot"], "--layer must be in 0 .. 1"),
     (["steps", "--sizes", "3,4,2", "--layer", "2", "--no-plot"], "layer must be in"),
     (["steps", "--sizes", "3,4,2", "--fd", "none"], "unrecognized"),
 ])

@@ -10,9 +10,6 @@ from reference import ACTIVATIONS, Network
 
 B = 5  # batch size of the valid inputs below
 
-# Every test here runs with both ways of checking the entries of X and the weights.
-pytestmark = pytest.mark.usefixtures("check_path")
-
 
 @pytest.fixture
 def mse_net():
@@ -222,8 +219,8 @@ def test_a_weight_array_appended_or_removed_in_place_is_refused_by_every_entry_p
 
 @pytest.mark.parametrize("call", ["gradients", "step"])
 def test_an_inf_weight_that_meets_only_zero_inputs_is_still_refused(mse_net, unchanged, call):
-    # step and gradients find NaN/Inf through V: here 0 * Inf = NaN must reach V (a BLAS that
-    # skipped zero factors would let this weight through; numpy's OpenBLAS does not skip).
+    # An Inf weight that the inputs multiply by 0 only is refused like any other: the weights
+    # are checked themselves, not through what they make of V (a BLAS may skip zero factors).
     x = good_x()
     x[:, 2] = 0.0
     mse_net.weights[0][2, 1] = np.inf
@@ -232,11 +229,8 @@ def test_an_inf_weight_that_meets_only_zero_inputs_is_still_refused(mse_net, unc
 
 
 @pytest.mark.parametrize("call", ["gradients", "step"])
-def test_a_network_above_the_threshold_refuses_a_nan_weight_through_v(unchanged, call):
-    from reference.network import CHECK_THROUGH_V_ABOVE
-
+def test_a_large_network_refuses_a_nan_weight(unchanged, call):
     net = Network([130, 128, 2], ["relu", "identity"], seed=0)  # 17,026 weights
-    assert sum(w.size for w in net.weights) > CHECK_THROUGH_V_ABOVE
     net.weights[1][5, 1] = np.nan
     x = np.linspace(-1.0, 1.0, 3 * 130).reshape(3, 130)
     with unchanged(net), pytest.raises(ValueError, match=r"weights\[1\] must be finite"):

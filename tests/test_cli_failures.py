@@ -1,0 +1,607 @@
+"""Attack suite, part 2: both command lines never crash (issue 13).
+
+Every failure is one line on stderr (``PROG: error: ...``), never a traceback, with an exit
+status that keeps one meaning in both command lines:
+
+    0 done / all agree   1 diverged / a gradient is wrong   2 bad usage or input
+    3 too large (an input over a limit, or out of memory)   4 internal error (a bug)
+    130 interrupted
+
+Most attempts call ``main`` in-process (fast); the ones that would really exhaust memory run the
+real ``python -m ...`` in a subprocess with a memory limit (``RLIMIT_AS``) and a timeout.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import reference.cli as reference_cli
+from reference import Network
+from reference.cli import main as reference_main
+from reference.datasets import patterns_3x3
+from reference.errors import DivergenceError, TooLargeError
+
+ROOT = Path(__file__).resolve().parents[1]
+REF, ORA = "python -m reference", "python -m oracle"
+
+
+def one_line(err: str, prog: str) -> str:
+    """The message of a one-line failure (asserting it is one line, no traceback)."""
+    assert err.count("\n") == 1 and err.startswith(f"{prog}: error: "), err
+    assert "Traceback" not in err
+    return err[len(f"{prog}: error: "):-1]
+
+
+def ref(capsys, *argv) -> tuple[int, str, str]:
+    status = reference_main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def ora(capsys, *argv) -> tuple[int, str, str]:
+    from oracle.cli import main
+
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def patterns(tmp_path) -> Path:
+    path = tmp_path / "patterns.npz"
+    x = patterns_3x3().reshape(18, 9)
+    np.savez(path, X=x, T=x)
+    return path
+
+
+@pytest.fixture
+def net_file(tmp_path) -> Path:
+    path = tmp_path / "net.npz"
+    Network([3, 4, 2], ["tanh", "identity"], seed=0).save(path)
+    return path
+
+
+# --- the exit status of each kind of failure, in both command lines ----------------------------
+
+FAILURES = [
+    (MemoryError(), 3, "out of memory (MemoryError)"),
+    (MemoryError("Unable to allocate 74.5 GiB"), 3, "out of memory (Unable to allocate 74.5 GiB)"),
+    (RecursionError("maximum recursion depth exceeded"), 3,
+     "input nested too deeply for the stack (maximum recursion depth exceeded)"),
+    (TooLargeError("x.npz: too big"), 3, "x.npz: too big"),
+    (ValueError("a\nmulti-line   message"), 2, "a multi-line message"),
+    (TypeError("bad type"), 2, "bad type"),
+    (FileNotFoundError(2, "No such file or directory"), 2, "No such file or directory"),
+    (OSError(), 2, "OSError"),
+    (RuntimeError("boom"), 4, "internal error, please report it: RuntimeError: boom (set "
+                              "SIMPLE_NET_TRACEBACK=1 to see the traceback)"),
+    (ZeroDivisionError("division by zero"), 4, "internal error, please report it: "
+                                               "ZeroDivisionError: division by zero"),
+    (AssertionError(), 4, "internal error, please report it: AssertionError: AssertionError"),
+    (KeyError("k"), 4, "internal error, please report it: KeyError: 'k'"),
+    (FloatingPointError("overflow"), 4, "FloatingPointError: overflow"),
+    (AttributeError("no attribute"), 4, "AttributeError: no attribute"),
+    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 2,
+     "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+]
+
+
+def _raiser(exc):
+    def raise_it(*args, **kwargs):
+        raise exc
+    return raise_it
+
+
+@pytest.mark.parametrize(("exc", "status", "message"), FAILURES,
+                         ids=[type(f[0]).__name__ + str(k) for k, f in enumerate(FAILURES)])
+def test_reference_maps_each_failure_to_its_status_on_one_line(patterns, tmp_path, capsys,
+                                                               monkeypatch, exc, status, message):
+    monkeypatch.setattr(Network, "fit", _raiser(exc))
+    got, out, err = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--quiet",
+                        "--out", tmp_path / "net.npz")
+    assert got == status
+    assert message in one_line(err, REF)
+    assert not (tmp_path / "net.npz").exists()
+
+
+@pytest.mark.parametrize(("exc", "status", "message"), FAILURES,
+                         ids=[type(f[0]).__name__ + str(k) for k, f in enumerate(FAILURES)])
+def test_oracle_maps_each_failure_to_its_status_on_one_line(capsys, monkeypatch, exc, status,
+                                                            message):
+    import oracle
+
+    monkeypatch.setattr(oracle, "check_network", _raiser(exc))
+    got, out, err = ora(capsys, "check", "--sizes", "2,2")
+    assert got == status and out == ""
+    assert message in one_line(err, ORA)
+
+
+@pytest.mark.parametrize("main", ["reference", "oracle"])
+def test_ctrl_c_is_exit_130_with_one_line(capsys, monkeypatch, patterns, main):
+    if main == "reference":
+        monkeypatch.setattr(Network, "fit", _raiser(KeyboardInterrupt()))
+        got, _, err = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--quiet")
+        prog = REF
+    else:
+        import oracle
+        monkeypatch.setattr(oracle, "check_network", _raiser(KeyboardInterrupt()))
+        got, _, err = ora(capsys, "check")
+        prog = ORA
+    assert got == 130 and err == f"{prog}: interrupted\n"
+
+
+@pytest.mark.parametrize("main", ["reference", "oracle"])
+def test_a_closed_output_pipe_stops_quietly_with_141(capsys, monkeypatch, patterns, main):
+    if main == "reference":
+        monkeypatch.setattr(Network, "fit", _raiser(BrokenPipeError(32, "Broken pipe")))
+        got, _, err = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--quiet")
+    else:
+        import oracle
+        monkeypatch.setattr(oracle, "check_network", _raiser(BrokenPipeError(32, "Broken pipe")))
+        got, _, err = ora(capsys, "check")
+    assert got == 141 and err == ""
+
+
+def test_a_real_process_whose_reader_left_exits_141_without_a_word(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3); "
+                              "from reference.cli import main; raise SystemExit(main())",
+                              "data", "patterns", "--out", str(tmp_path / "p.npz")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    child.stdout.close()  # the reader goes away before the child prints
+    with child.stderr:
+        err = child.stderr.read()
+    assert child.wait(timeout=60) == 141 and err == b""
+
+
+def test_an_internal_error_shows_its_traceback_only_when_asked(patterns, capsys, monkeypatch):
+    monkeypatch.setattr(Network, "fit", _raiser(RuntimeError("boom")))
+    monkeypatch.setenv("SIMPLE_NET_TRACEBACK", "1")
+    got, _, err = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--quiet")
+    assert got == 4
+    assert "Traceback (most recent call last)" in err and "RuntimeError: boom" in err
+    assert err.endswith("(set SIMPLE_NET_TRACEBACK=1 to see the traceback)\n")
+
+
+def test_divergence_keeps_exit_1_and_help_still_exits_0(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Network, "fit", _raiser(DivergenceError("the loss is inf")))
+    x = np.ones((4, 2))
+    np.savez(tmp_path / "d.npz", X=x, T=x)
+    got, _, err = ref(capsys, "train", "--sizes", "2,2", "--data", tmp_path / "d.npz",
+                      "--quiet", "--out", tmp_path / "net.npz")
+    assert got == 1 and "the loss is inf; nothing saved" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for main in (reference_main,):
+        with pytest.raises(SystemExit) as done:
+            main(["--help"])
+        assert done.value.code == 0
+
+
+@pytest.mark.parametrize("main", ["reference", "oracle"])
+def test_a_warning_on_the_way_is_one_line_too(capsys, monkeypatch, patterns, main):
+    def warn_then_fail(*args, **kwargs):
+        warnings.warn("something odd\nover two lines", UserWarning, stacklevel=1)
+        raise ValueError("refused")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # pytest makes warnings errors; a user's shell does not
+        if main == "reference":
+            monkeypatch.setattr(Network, "fit", warn_then_fail)
+            got, _, err = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--quiet")
+            prog = REF
+        else:
+            import oracle
+            monkeypatch.setattr(oracle, "check_network", warn_then_fail)
+            got, _, err = ora(capsys, "check")
+            prog = ORA
+    assert got == 2
+    assert err == f"{prog}: warning: something odd over two lines\n{prog}: error: refused\n"
+
+
+# --- reference: bad flags, each one line and exit 2 (3 for the sizes numpy cannot address) ------
+
+BAD_TRAIN_FLAGS = [
+    (["--sizes", ""], 2, "sizes must be comma-separated ints like 9,9,9, got ''"),
+    (["--sizes", "a,b"], 2, "sizes must be comma-separated ints"),
+    (["--sizes", "9"], 2, "layer_sizes needs at least 2 entries"),
+    (["--sizes", "9,0"], 2, "layer_sizes[1] must be a positive int, got 0"),
+    (["--sizes", "9,-3"], 2, "layer_sizes[1] must be a positive int, got -3"),
+    (["--sizes", "9,1.5"], 2, "sizes must be comma-separated ints"),
+    (["--sizes", "9,1e3"], 2, "sizes must be comma-separated ints"),
+    (["--sizes", "9," + "9" * 5000], 2, "sizes must be comma-separated ints"),
+    (["--sizes", f"9,{2**63}"], 3, "more than this machine can address"),
+    (["--sizes", f"{10**30},9"], 3, "more than this machine can address"),
+    (["--sizes", "9,9", "--epochs", "0"], 2, "epochs must be an int >= 1, got 0"),
+    (["--sizes", "9,9", "--epochs", "-5"], 2, "epochs must be an int >= 1, got -5"),
+    (["--sizes", "9,9", "--epochs", "x"], 2, "argument --epochs: invalid int value: 'x'"),
+    (["--sizes", "9,9", "--epochs", "1e9"], 2, "argument --epochs: invalid int value"),
+    (["--sizes", "9,9", "--lr", "nan"], 2, "lr must be a finite positive number, got nan"),
+    (["--sizes", "9,9", "--lr", "inf"], 2, "lr must be a finite positive number, got inf"),
+    (["--sizes", "9,9", "--lr", "0"], 2, "lr must be a finite positive number, got 0.0"),
+    (["--sizes", "9,9", "--lr", "-0.1"], 2, "lr must be a finite positive number, got -0.1"),
+    (["--sizes", "9,9", "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
+    (["--sizes", "9,9", "--batch-size", "-1"], 2, "batch_size must be an int >= 0, got -1"),
+    (["--sizes", "9,9", "--seed", "-1"], 2, "seed must be an int >= 0, got -1"),
+    (["--sizes", "9,9", "--log", "x"], 2, "argument --log: invalid int value"),
+    (["--sizes", "9,9", "--activations", "tanh,tanh"], 2, "expected 1 activations"),
+    (["--sizes", "9,9", "--activations", "swish"], 2, "unknown activation 'swish'"),
+    (["--sizes", "9,9", "--activations", ""], 2, "unknown activation ''"),
+    (["--sizes", "9,9", "--loss", "cross_entropy", "--activations", "tanh"], 2,
+     "needs the last activation to be 'softmax'"),
+    (["--sizes", "9,9", "--bogus"], 2, "unrecognized arguments: --bogus"),
+    (["--sizes", "9,9", "--init"], 2, "argument --init: expected one argument"),
+]
+
+
+@pytest.mark.parametrize(("flags", "status", "message"), BAD_TRAIN_FLAGS,
+                         ids=[" ".join(f)[:40] for f, _, _ in BAD_TRAIN_FLAGS])
+def test_a_bad_train_flag_is_one_line_and_saves_nothing(patterns, tmp_path, capsys, flags,
+                                                        status, message):
+    got, out, err = ref(capsys, "train", "--data", patterns, "--quiet",
+                        "--out", tmp_path / "net.npz", *flags)
+    assert got == status
+    assert message in one_line(err, REF)
+    assert len(err) < 400  # the 5,000-digit size is not echoed
+    assert not (tmp_path / "net.npz").exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["fly"], ["train"], ["data"], ["data", "mnist"],
+                                  ["--version"], ["-x"]])
+def test_bad_commands_exit_2(capsys, argv):
+    got, out, err = ref(capsys, *argv)
+    assert got == 2 and out == ""
+    assert "Traceback" not in err
+
+
+# --- reference: --out writes exactly what it says, and is checked before training ---------------
+
+
+@pytest.mark.parametrize("name", ["pat", "pat.npz", "pat.data", "sub/pat", ".hidden"])
+def test_data_writes_exactly_the_file_it_names(tmp_path, capsys, name):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / name
+    got, out, err = ref(capsys, "data", "patterns", "--out", path)
+    assert got == 0 and err == ""
+    assert out == f"wrote {path}: X (18, 9), T (18, 9)\n"
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                     if p.is_file())
+    assert written == [Path(name).as_posix()]
+    with np.load(path) as z:
+        assert z["X"].shape == (18, 9)
+
+
+@pytest.mark.parametrize("command", ["data", "train"])
+def test_an_out_that_is_a_directory_or_in_no_folder_is_refused_first(tmp_path, patterns, capsys,
+                                                                      command, monkeypatch):
+    trained = []
+    monkeypatch.setattr(Network, "fit", lambda *a, **k: trained.append(1) or [0.0])
+    args = (["data", "patterns"] if command == "data"
+            else ["train", "--sizes", "9,9", "--data", patterns, "--quiet"])
+    (tmp_path / "folder").mkdir()
+    for out, message in [(tmp_path / "folder", "is a directory"),
+                         (tmp_path / "nowhere" / "x.npz", "there is no folder")]:
+        got, _, err = ref(capsys, *args, "--out", out)
+        assert got == 2 and message in one_line(err, REF)
+    assert trained == []
+    assert os.listdir(tmp_path / "folder") == []
+
+
+def test_train_saves_through_a_symlink_and_keeps_it(tmp_path, patterns, capsys):
+    target = tmp_path / "real.npz"
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    got, out, _ = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--epochs", "1",
+                      "--quiet", "--out", link)
+    assert got == 0 and link.is_symlink() and target.is_file()
+    Network.load(link)
+
+
+# --- reference: data files ---------------------------------------------------------------------
+
+CSV = [
+    ("", "has no rows of numbers"),
+    ("\n\n", "has no rows of numbers"),
+    ("x0,x1,t\n", "has no rows of numbers"),
+    ("# only a comment\n", "has no rows of numbers"),
+    ("1,2\n3\n", "is not a CSV table of numbers"),
+    ("1,2,3\n4,5\n", "is not a CSV table of numbers"),
+    ("a,b,c\nd,e,f\n", "is not a CSV table of numbers"),
+    ("1;2;3\n", "has no rows of numbers"),  # not numbers: a header, then nothing
+    ("1,2\n", "has 2 columns; expected 2 inputs then 1 target columns"),
+    ("1,2,3,4\n", "has 4 columns; expected 2 inputs then 1 target columns"),
+    ("1,nan,3\n", "X must be finite, found 1 NaN/Inf entries (first at index (0, 1): nan)"),
+    ("1,2,3\n4,5,inf\n", "T must be finite, found 1 NaN/Inf entries (first at index (1, 0): inf)"),
+    ("1,2,1e999\n", "T must be finite"),
+    ("0x10,2,3\n", "has no rows of numbers"),
+    ("\x00\x01\x02\n", "has no rows of numbers"),
+    ("x,y,t\n1,2\n", "has 2 columns; expected 2 inputs then 1 target columns"),
+    ("1,2,3\n0x10,2,3\n", "is not a CSV table of numbers"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), CSV, ids=[repr(t)[:30] for t, _ in CSV])
+def test_a_bad_csv_is_one_line_with_no_numpy_warning(tmp_path, capsys, text, message):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # a leaked numpy warning would show on stderr
+        got, out, err = ref(capsys, "train", "--sizes", "2,1", "--data", path, "--quiet",
+                            "--out", tmp_path / "net.npz")
+    assert got == 2
+    assert message in one_line(err, REF)
+    assert not (tmp_path / "net.npz").exists()
+
+
+def test_a_csv_over_the_size_limit_is_too_large_before_it_is_read(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "huge.csv"
+    with open(path, "wb") as f:  # sparse: 300 MiB declared, nothing written
+        f.truncate(300 << 20)
+    monkeypatch.setattr(np, "loadtxt", _raiser(AssertionError("read it")))
+    got, _, err = ref(capsys, "train", "--sizes", "2,1", "--data", path, "--quiet")
+    assert got == 3
+    assert one_line(err, REF) == (f"data {path} is 300.0 MiB of CSV text, more than the limit of "
+                                  "256.0 MiB; save it as an .npz (numpy.savez(path, X=..., "
+                                  "T=...)) instead")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_csv_that_is_not_a_regular_file_is_refused_without_reading(tmp_path, capsys, kind):
+    path = tmp_path / "d.csv"
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would block
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # reading it would never end
+    else:
+        path.mkdir()
+    got, _, err = ref(capsys, "train", "--sizes", "2,1", "--data", path, "--quiet")
+    why = "Is a directory" if kind == "directory" else "not a regular file"
+    assert got == 2 and one_line(err, REF) == f"cannot read data {path}: {why}"
+
+
+NPZ = [
+    ("missing", None, 2, "cannot read data {path}: No such file or directory"),
+    ("a directory", "dir", 2, "cannot read data {path}: Is a directory"),
+    ("text", b"hello", 2, "cannot read data {path} as .npz or .csv (it is not a zip archive and "
+                          "its name does not end in .csv)"),
+    ("empty", b"", 2, "cannot read data {path} as .npz or .csv"),
+    ("a single array", "npy", 2, "data {path} is a single array"),
+    ("no T", {"X": np.zeros((2, 2))}, 2, "data {path} lacks array(s) ['T']; found ['X']"),
+    ("objects", {"X": np.array([[1, None]], dtype=object), "T": np.zeros(2)}, 2,
+     "data {path}: array 'X' holds Python objects (dtype object), which would need pickle"),
+    ("strings", {"X": np.array([["a", "b"]]), "T": np.zeros(1)}, 2,
+     "data {path}: array 'X' has dtype <U1"),
+    ("NaN at X[1, 0]", {"X": np.array([[0.0, 1.0], [np.nan, 0.0]]), "T": np.zeros((2, 2))}, 2,
+     "X must be finite, found 1 NaN/Inf entries (first at index (1, 0): nan)"),
+    ("wrong width", {"X": np.zeros((2, 3)), "T": np.zeros((2, 2))}, 2,
+     "X has 3 values per sample"),
+    ("T wrong", {"X": np.zeros((2, 2)), "T": np.zeros((3, 2))}, 2, "T must have shape (2, 2)"),
+    ("complex", {"X": np.zeros((2, 2), complex), "T": np.zeros((2, 2))}, 2,
+     "array 'X' has dtype complex128"),
+    ("empty batch", {"X": np.zeros((0, 2)), "T": np.zeros((0, 2))}, 2, "X is an empty batch"),
+]
+
+
+@pytest.mark.parametrize(("label", "content", "status", "message"), NPZ,
+                         ids=[n[0] for n in NPZ])
+def test_a_bad_npz_data_file_is_one_line(tmp_path, capsys, label, content, status, message):
+    path = tmp_path / "d.npz"
+    if content == "dir":
+        path.mkdir()
+    elif content == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros((2, 2)))
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, dict):
+        np.savez(path, **content)
+    for prog, run in ((REF, ref), (ORA, ora)):
+        if prog == REF:
+            got, _, err = run(capsys, "train", "--sizes", "2,2", "--data", path, "--quiet",
+                              "--out", tmp_path / "net.npz")
+        else:
+            got, _, err = run(capsys, "check", "--sizes", "2,2", "--data", path)
+        expected = message.format(path=path)
+        if prog == ORA:
+            expected = expected.replace("as .npz or .csv (it is not a zip archive and its name "
+                                        "does not end in .csv)", "as an .npz archive (it is "
+                                        "not a zip archive)").replace(".npz or .csv", "an .npz")
+        assert got == status, err
+        assert expected in one_line(err, prog)
+    assert not (tmp_path / "net.npz").exists()
+
+
+# --- configs (--config) in both command lines ---------------------------------------------------
+
+CONFIGS = [
+    ("deep lists", "[" * 100_000 + "]" * 100_000, 3, "nests objects or arrays 100000 deep, more "
+                                                     "than the limit of 32"),
+    ("deep objects", '{"a": ' * 5000 + "1" + "}" * 5000, 3, "nests objects or arrays 5000 deep"),
+    ("5,000-digit size", '{"sizes": [2, ' + "9" * 5000 + "]}", 3,
+     "holds a number of 5000 characters (999999999999...), more than the limit of 100"),
+    ("1e999", '{"sizes": [2, 2], "seed": 1e999}', 3, "holds the number 1e999, which overflows"),
+    ("NaN", '{"sizes": [2, 2], "seed": NaN}', 2, "holds NaN, which is not a JSON number"),
+    ("2 MB", '{"sizes": [2, 2], "x": "' + "y" * (2 << 20) + '"}', 3,
+     "characters long, more than the limit of 1048576"),
+    ("not UTF-8", b'{"sizes": [2, 2], "loss": "\xff"}', 2, "is not UTF-8 text (invalid start "
+                                                           "byte at byte 27)"),
+    ("binary", b"\x00\x01\x02", 2, "is not valid JSON"),
+    ("empty", "", 2, "is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+    ("a number", "3", 2, "must hold a JSON object, got int"),
+    ("unknown key", '{"sizes": [2, 2], "colour": "red"}', 2, "unknown keys ['colour']"),
+    ("sizes as str", '{"sizes": "2,x"}', 2, "sizes must be comma-separated ints"),
+    ("sizes 2^63", '{"sizes": [2, 9223372036854775808]}', 3, "more than this machine can "
+                                                             "address"),
+    ("seed -1", '{"sizes": [2, 2], "seed": -1}', 2, "seed must be"),
+    ("seed 1.5", '{"sizes": [2, 2], "seed": 1.5}', 2, "seed must be"),
+    ("loss 3", '{"sizes": [2, 2], "loss": 3}', 2, "loss"),
+    ("activations 3", '{"sizes": [2, 2], "activations": 3}', 2, "activations must be a list"),
+]
+
+
+@pytest.mark.parametrize(("label", "text", "status", "message"), CONFIGS,
+                         ids=[c[0] for c in CONFIGS])
+@pytest.mark.parametrize("prog", [REF, ORA])
+def test_a_hostile_config_is_one_line_with_its_status(tmp_path, patterns, capsys, label, text,
+                                                      status, message, prog):
+    path = tmp_path / "c.json"
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    if prog == REF:
+        got, _, err = ref(capsys, "train", "--config", path, "--data", patterns, "--quiet",
+                          "--out", tmp_path / "net.npz")
+    else:
+        got, _, err = ora(capsys, "check", "--config", path)
+    assert got == status, err
+    assert message in one_line(err, prog)
+    assert len(err) < 500
+    assert not (tmp_path / "net.npz").exists()
+
+
+def test_a_config_that_is_a_directory_or_missing_is_exit_2(tmp_path, capsys):
+    for path, why in ((tmp_path, "Is a directory"), (tmp_path / "no.json",
+                                                      "No such file or directory")):
+        got, _, err = ora(capsys, "check", "--config", path)
+        assert got == 2 and one_line(err, ORA) == f"cannot read config {path}: {why}"
+
+
+# --- oracle: steps, and the network file ---------------------------------------------------------
+
+STEPS = [
+    (["--layer", "-1"], "--layer must be in 0 .. 1 for a 2-layer network, got -1"),
+    (["--layer", "2"], "--layer must be in 0 .. 1 for a 2-layer network, got 2"),
+    (["--layer", "-100"], "--layer must be in 0 .. 1"),
+    (["--layer", "x"], "argument --layer: invalid int value: 'x'"),
+    (["--entry=-1,0"], "--entry must be two ints I,J with 0 <= I < 4 and 0 <= J < 4 (W0 has "
+                       "shape (4, 4)), got -1,0"),
+    (["--entry", "0,-1"], "--entry must be two ints"),
+    (["--entry", "-1,0"], "argument --entry: expected one argument"),  # argparse: an option
+    (["--entry", "4,0"], "--entry must be two ints"),
+    (["--entry", "0,4"], "--entry must be two ints"),
+    (["--entry", "1"], "--entry must be two ints"),
+    (["--entry", "1,2,3"], "--entry must be two ints"),
+    (["--entry", "a,b"], "entry must be comma-separated ints"),
+    (["--layer", "1", "--entry", "5,0"], "W1 has shape (5, 2)"),
+    (["--layer", "1", "--entry", "0,2"], "W1 has shape (5, 2)"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), STEPS, ids=[" ".join(f) for f, _ in STEPS])
+def test_steps_refuses_a_layer_or_entry_outside_the_network(capsys, tmp_path, flags, message):
+    got, out, err = ora(capsys, "steps", "--sizes", "3,4,2", "--no-plot", *flags,
+                        "--out", tmp_path / "s.png")
+    assert got == 2 and out == ""
+    assert message in one_line(err, ORA)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["pat", "pat.png", "pat.svg"])
+def test_steps_writes_exactly_the_picture_it_names(capsys, tmp_path, name):
+    pytest.importorskip("matplotlib")
+    got, out, err = ora(capsys, "steps", "--sizes", "2,2", "--exact", "hand", "--quiet",
+                        "--out", tmp_path / name)
+    assert got == 0, err
+    assert err == f"wrote {tmp_path / name}\n"
+    assert os.listdir(tmp_path) == [name]
+    magic = (tmp_path / name).read_bytes()[:5]
+    assert magic == (b"<?xml" if name.endswith(".svg") else b"\x89PNG\r")
+
+
+def test_oracle_refuses_hostile_network_files_with_their_status(tmp_path, capsys):
+    big = tmp_path / "big.npz"
+    np.savez(big, config=np.array(json.dumps({
+        "format": "simple-net", "version": 1, "layer_sizes": [16000, 16000],
+        "activations": ["identity"], "loss": "mse", "init": "glorot", "seed": 0})),
+        W0=np.zeros((4, 4)))
+    deep = tmp_path / "deep.npz"
+    np.savez(deep, config=np.array("[" * 50_000 + "]" * 50_000))
+    for path, status, message in [(big, 3, "whose weights take 1.9 GiB: more than the memory "
+                                           "budget max_bytes = 1.0 GiB"),
+                                  (deep, 3, "config nests objects or arrays 50000 deep"),
+                                  (tmp_path, 2, "it is a directory")]:
+        got, _, err = ora(capsys, "check", "--network", path)
+        assert got == status
+        assert message in one_line(err, ORA)
+
+
+# --- the real processes, with a memory limit where it could hurt ----------------------------------
+
+
+LIMITED = """
+import resource, runpy, sys
+size = int(float(sys.argv[1]) * (1 << 30))
+resource.setrlimit(resource.RLIMIT_AS, (size, size))
+sys.argv = [sys.argv[2], *sys.argv[3:]]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def python_m(module: str, *argv, gib: float, cwd: Path = ROOT):
+    """``python -m module argv`` in a child that limits its own address space to ``gib`` GiB
+    (set in the child itself: a preexec_fn would fork this multithreaded JAX process)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("SIMPLE_NET_TRACEBACK", None)
+    return subprocess.run([sys.executable, "-c", LIMITED, str(gib), module, *map(str, argv)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_network_too_large_for_memory_exits_3_without_a_traceback(patterns):
+    done = python_m("reference", "train", "--sizes", "100000,100000", "--data", patterns,
+                    "--quiet", gib=1)
+    assert done.returncode == 3, done.stderr
+    assert one_line(done.stderr, REF) == (
+        "out of memory (not enough memory for the weights of layer_sizes [100000, 100000]: "
+        "they take 74.5 GiB)")
+
+
+def test_a_zip_bomb_and_deep_json_exit_2_and_3_in_a_real_process(tmp_path, patterns):
+    import zipfile
+    bomb = tmp_path / "bomb.npz"
+    honest = io.BytesIO()
+    np.save(honest, np.zeros((2, 9)))
+    head = honest.getvalue()[:-144]  # the .npy header of a (2, 9) float64 array
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("X.npy", head + bytes(64 << 20))  # says (2, 9), inflates to 64 MiB
+        z.writestr("T.npy", honest.getvalue())
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    for argv, status, message in [
+        (["--sizes", "9,9", "--data", bomb], 2, "array 'X' declares shape (2, 9) of float64 "
+                                                "(144 bytes), but its zip member holds 64.0 MiB"),
+        (["--config", deep, "--data", patterns], 3, "nests objects or arrays 200000 deep"),
+    ]:
+        done = python_m("reference", "train", *argv, "--quiet", "--out", tmp_path / "n.npz",
+                        gib=0.75)
+        assert done.returncode == status, done.stderr
+        assert message in one_line(done.stderr, REF)
+    assert not (tmp_path / "n.npz").exists()
+
+
+def test_the_oracle_process_refuses_a_1_kb_file_declaring_2_gb(tmp_path):
+    big = tmp_path / "big.npz"
+    np.savez(big, config=np.array(json.dumps({
+        "format": "simple-net", "version": 1, "layer_sizes": [16000, 16000],
+        "activations": ["identity"], "loss": "mse", "init": "glorot", "seed": 0})),
+        W0=np.zeros((4, 4)))
+    assert big.stat().st_size < 2000
+    done = python_m("oracle", "check", "--network", big, gib=2)
+    assert done.returncode == 3, done.stderr
+    assert "more than the memory budget max_bytes = 1.0 GiB" in one_line(done.stderr, ORA)
+
+
+def test_reference_cli_module_documents_every_exit_status(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        reference_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for status in ("0 done", "1 training diverged", "2 bad usage or input", "3 too large",
+                   "4 internal error", "130 interrupted", "141 output closed early"):
+        assert status in text
+    assert "3 too large" in reference_cli.__doc__
