@@ -26,10 +26,11 @@ TARGETS: dict[tuple[str, str], list[tuple[str, float]]] = {
     ("small", "gradients"): [("jax jit", 1.0)],
     ("small", "step"): [("jax jit", 1.0)],
     ("mnist", "gradients"): [("jax jit", 0.8), ("torch", 0.8)],
-    ("mnist", "step"): [("jax jit", 0.8), ("torch", 0.8)],
+    ("mnist", "step"): [("jax jit", 1.0), ("torch", 0.8)],
 }
-# Cheap-gradient principle: the reference's op at most this many forwards.
-CHEAP = {"step": 2.3, "gradients": 3.2}
+# Cheap-gradient principle: the reference's op at most this many forwards (None: no target;
+# the step's 2.3 was retired with issue 16, which traded that margin for a plainer Network).
+CHEAP = {"step": None, "gradients": 3.2}
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -161,12 +162,14 @@ def cheap_gradient(ctx: Context) -> str:
         fwd = {n: _median(r, "forward", n) for n in names}
         step = [ratio(_median(r, "step", n), fwd[n]) for n in names]
         grads = [ratio(_median(r, "gradients", n), fwd[n]) for n in names]
-        met = []
+        met, targets = [], []
         for op, bound in CHEAP.items():
+            if bound is None:
+                continue
             got = _median(r, op, "numpy")
+            targets.append(f"{'grads' if op == 'gradients' else op} ≤ {bound}")
             met.append("yes" if got is not None and got <= bound * fwd["numpy"] else "**no**")
-        rows.append([problem.name, *step, *grads,
-                     f"step ≤ {CHEAP['step']}, grads ≤ {CHEAP['gradients']}", ", ".join(met)])
+        rows.append([problem.name, *step, *grads, ", ".join(targets), ", ".join(met)])
     return (
         "Each contender's step and gradients divided by its own forward (same run).\n\n"
         + markdown_table(header, rows)

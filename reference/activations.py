@@ -116,49 +116,20 @@ def _identity_d(v: Array) -> Array:
 
 def _sigmoid(v: Array) -> Array:
     # exp of -|v| only, so nothing overflows: with e = exp(-|v|) and r = 1 / (1 + e),
-    # s(v) = r for v >= 0 and e r for v < 0.
-    return _sigmoid_numpy(v) if _fast(v) else _sigmoid_where(v, namespace_of(v))
-
-
-def _sigmoid_where(v: Array, xp) -> Array:
-    # What JAX differentiates: written with where (not abs) so that autodiff gives the right
-    # slope at exactly v = 0.
+    # s(v) = r for v >= 0 and e r for v < 0. Written with where (not abs) so that autodiff
+    # gives the right slope at exactly v = 0.
+    xp = namespace_of(v)
     e = xp.exp(xp.where(v >= 0, -v, v))
     r = 1.0 / (1.0 + e)
     return xp.where(v >= 0, r, e * r)
 
 
-def _sigmoid_numpy(v: Array) -> Array:
-    # The same values as _sigmoid_where, bit for bit (tests/test_activations.py), 3x faster:
-    # in place, -|v| = where(v >= 0, -v, v), and s = r * (1 if v >= 0 else e) with that factor
-    # taken as max(e, v >= 0) since 0 < e <= 1 (np.where with a scalar is slow).
-    e = _exp_minus_abs(v)
-    r = np.add(e, 1.0)
-    np.divide(1.0, r, out=r)  # r = 1 / (1 + e)
-    return np.multiply(r, np.maximum(e, v >= 0, out=e), out=r)
-
-
 def _sigmoid_d(v: Array) -> Array:
     # s (1 - s) = s(v) s(-v), free of the cancellation in 1 - s: with e and r as in _sigmoid,
-    # one of s(v), s(-v) is r and the other e r, so the product is (e r) r for either sign.
-    if not _fast(v):
-        return _sigmoid_where(v, np) * _sigmoid_where(-v, np)
-    e = _exp_minus_abs(v)
-    r = np.add(e, 1.0)
-    np.divide(1.0, r, out=r)
-    return np.multiply(np.multiply(e, r, out=e), r, out=e)
-
-
-def _fast(v: object) -> bool:
-    """True for the arrays the in-place numpy forms take: numpy float arrays of 1 or more
-    dimensions (0-d ones would come back from ufuncs as scalars; ints need promoting)."""
-    return type(v) is np.ndarray and v.ndim > 0 and v.dtype.kind == "f"
-
-
-def _exp_minus_abs(v: Array) -> Array:
-    """``exp(-|v|)``, in one fresh array."""
-    e = np.abs(v)
-    return np.exp(np.negative(e, out=e), out=e)
+    # one of s(v), s(-v) is r and the other e r, so the product is e r^2 for either sign.
+    e = np.exp(-np.abs(v))
+    r = 1.0 / (1.0 + e)
+    return e * r * r
 
 
 def _tanh(v: Array) -> Array:
@@ -170,16 +141,7 @@ def _tanh_d(v: Array) -> Array:
 
 
 def _relu(v: Array) -> Array:
-    if not _fast(v):
-        return _relu_where(v, namespace_of(v))
-    # The same values as _relu_where, bit for bit (tests/test_activations.py), 5x faster:
-    # fmax(NaN, 0) = 0 as where gives it, and adding 0.0 turns fmax's -0.0 into +0.0.
-    y = np.fmax(v, 0.0)
-    return np.add(y, 0.0, out=y)
-
-
-def _relu_where(v: Array, xp) -> Array:
-    return xp.where(v > 0, v, 0.0)
+    return namespace_of(v).where(v > 0, v, 0.0)
 
 
 def _relu_d(v: Array) -> Array:
@@ -287,6 +249,9 @@ def resolve_activations(specs: Sequence[str | Activation], count: int) -> list[A
             f"activations must be a list of {count} names or Activation objects, one per layer, "
             f"got a single {type(specs).__name__}: {specs!r}"
         )
+    if not hasattr(specs, "__iter__"):  # None, a number
+        raise TypeError(f"activations must be a list of {count} names or Activation objects, "
+                        f"one per layer, got {type(specs).__name__}: {specs!r}")
     specs = list(specs)
     if len(specs) != count:
         raise ValueError(

@@ -9,9 +9,10 @@ forward that could drift). ``backward_pass`` is numpy only and returns every int
 Layer k (0-based) maps ``xs[k] (B, n_k)`` to ``ys[k] (B, n_{k+1})``; ``xs[k+1] is ys[k]``.
 Shapes of the layer terms are in ``layer.py``.
 
-The training step runs the same two passes with reused numpy buffers (``out`` arguments): the
-forward writes V into them, and ``backward_sweep`` writes dE/dX into them and leaves dE/dW to
-the step, which needs it only long enough to apply eq 10.
+``Network.step`` and ``Network.gradients`` run the same two passes with reused numpy buffers
+(``out`` arguments): the forward writes V into them, the backward dE/dX of the inner layers.
+``backward_sweep`` is the backward without dE/dW, which the step computes into buffers of its
+own and turns into the new weights (eq 10).
 """
 
 from __future__ import annotations
@@ -155,14 +156,17 @@ def backward_pass(
     loss: Loss,
     *,
     need_input_grad: bool = True,
+    dx_out: Sequence[np.ndarray | None] | None = None,
 ) -> Trace:
     """Fill ``trace`` with dE/dY, dE/dV, dE/dW and dE/dX of every layer, last layer first.
 
-    Every array it adds is fresh (the caller may keep them). Uses ``weights`` as they were in
+    Every array it adds is fresh (the caller may keep them), but for the optional numpy
+    buffers ``dx_out[k] (B, n_k)`` that receive ``dxs[k]``. Uses ``weights`` as they were in
     the forward pass: no update happens here (erratum 3).
     """
     gs, dvs, dxs = backward_sweep(
-        weights, trace.vs, trace.ys, t, activations, loss, need_input_grad=need_input_grad
+        weights, trace.vs, trace.ys, t, activations, loss, need_input_grad=need_input_grad,
+        dx_out=dx_out,
     )
     dws = [
         weight_grad(x, dv, out=np.empty_like(w))  # eq 8: dE/dW = X~^T dE/dV

@@ -1,16 +1,16 @@
 """Work buffers for the training step and ``gradients``, reused from one call to the next.
 
 A step on a batch of B samples needs, per layer k, V ``(B, n_{k+1})``, dE/dX ``(B, n_k)``
-(k >= 1) and dE/dW ``(n_k + 1, n_{k+1})``. Allocating them afresh on every step costs more
-than computing them at the mnist size: a fresh large array is fresh pages from the operating
-system, and every page faults the first time it is written. So ``Network.step`` keeps them
-here, one ``Workspace`` per batch size (the last two sizes used, which covers ``fit`` with a
-short last batch; none above 64 MiB), and writes into them with numpy's ``out=`` arguments.
-``gradients`` uses the same buffers for its intermediate terms.
+(k >= 1) and dE/dW, then the new weights, ``(n_k + 1, n_{k+1})``. Allocating them afresh on
+every step costs more than computing them at the mnist size: a fresh large array is fresh pages
+from the operating system, and every page faults the first time it is written. So
+``Network.step`` keeps them here, one ``Workspace`` per batch size (the last two sizes used,
+which covers ``fit`` with a short last batch; none above 64 MiB), and writes into them with
+numpy's ``out=`` arguments. ``gradients`` uses the same buffers for V and the inner dE/dX.
 
-Nothing in a workspace is ever handed to the user: ``gradients`` returns fresh dE/dW and dE/dX
-and ``trace`` returns arrays of its own throughout (all but ``xs[0]``, the caller's input
-itself, flattened: a view when it already is float64), which the caller may keep.
+Nothing in a workspace is ever handed to the user: ``gradients`` and ``trace`` return arrays
+of their own throughout (all but the trace's ``xs[0]``, the caller's input itself, flattened:
+a view when it already is float64), which the caller may keep.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ class Workspace:
         vs: ``vs[k]`` receives V of layer k, ``(batch, n_{k+1})``.
         dxs: ``dxs[k]`` receives dE/dX of layer k, ``(batch, n_k)``; ``dxs[0]`` is None (the
             input's gradient is returned to the user, so it is never a buffer).
-        dws: ``dws[k]`` receives dE/dW of layer k, ``(n_k + 1, n_{k+1})`` (made on first use:
-            only the step needs them). They share one block of memory the size of the largest
-            layer: the step finishes with one layer's dE/dW before it computes the next.
+        dws: ``dws[k]`` receives dE/dW of layer k, ``(n_k + 1, n_{k+1})``, and then its new
+            weights ``W - lr dE/dW``: every layer's are computed before any is written back.
     """
 
     def __init__(self, sizes: Sequence[int], batch: int) -> None:
@@ -40,22 +39,12 @@ class Workspace:
         self.sizes = tuple(sizes)
         self.vs = [np.empty((batch, m)) for m in sizes[1:]]
         self.dxs: list[np.ndarray | None] = [None] + [np.empty((batch, n)) for n in sizes[1:-1]]
-        self._dws: list[np.ndarray] | None = None
-
-    @property
-    def dws(self) -> list[np.ndarray]:
-        if self._dws is None:
-            shapes = [(n + 1, m) for n, m in zip(self.sizes[:-1], self.sizes[1:])]
-            block = np.empty(max(r * c for r, c in shapes))
-            self._dws = [block[: r * c].reshape(r, c) for r, c in shapes]
-        return self._dws
+        self.dws = [np.empty((n + 1, m)) for n, m in zip(sizes[:-1], sizes[1:])]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the buffers."""
-        arrays = [*self.vs, *(d for d in self.dxs if d is not None)]
-        if self._dws is not None:
-            arrays.append(self._dws[0].base)
+        arrays = [*self.vs, *(d for d in self.dxs if d is not None), *self.dws]
         return sum(a.nbytes for a in arrays)
 
 

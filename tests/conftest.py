@@ -31,15 +31,3 @@ def unchanged():
 def rng():
     """A fixed-seed generator, so every random test input is the same on every run."""
     return np.random.default_rng(20240601)
-
-
-@pytest.fixture(params=["checked before the forward", "checked through V"])
-def check_path(request, monkeypatch):
-    """Both ways ``step`` and ``gradients`` check X's and the weights' entries: small networks
-    before the forward, large ones through V after it (``reference.network``). The tests'
-    networks are small, so the second is forced here by a threshold of -1."""
-    from reference import network
-
-    if request.param == "checked through V":
-        monkeypatch.setattr(network, "CHECK_THROUGH_V_ABOVE", -1)
-    return request.param
