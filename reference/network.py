@@ -119,7 +119,7 @@ class Network:
         ``writable`` (the step updates them in place), a read-only array is refused too."""
         check_weights_in_place(self._weights, self.layer_sizes)  # float64 arrays, not converted
         for k, w in enumerate(self._weights):
-            if writable and not (isinstance(w, np.ndarray) and w.flags.writeable):
+            if writable and not w.flags.writeable:
                 raise ValueError(
                     f"weights[{k}] is read-only, but a step updates the weights in place; "
                     "assign net.weights = [...] to give the network copies of its own"

@@ -276,7 +276,7 @@ def test_a_custom_activation_cannot_stand_in_for_softmax_under_cross_entropy():
         Network([2, 2], [fake], "cross_entropy")
 
 
-# --- defaults, and the careful paths of the training step ----------------------------------------
+# --- defaults, and the training step near overflow and divergence ---------------------------------
 
 
 def test_the_default_seed_is_0_and_seed_none_draws_fresh_weights():
