@@ -6,6 +6,7 @@ or ``ValueError`` (right kind, wrong shape or value). Nothing here modifies its 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -48,7 +49,7 @@ def _as_real_array(a: object, what: str) -> np.ndarray:
 
 
 def _require_finite(arr: np.ndarray, what: str) -> None:
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))
         first = tuple(int(i) for i in bad[0])
         raise ValueError(
@@ -98,7 +99,7 @@ def check_inputs(x: object, n0: int) -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise ValueError(f"X is an empty batch: expected B >= 1 samples, got shape {arr.shape}")
-    per_sample = int(np.prod(arr.shape[1:]))
+    per_sample = math.prod(arr.shape[1:])
     if per_sample != n0:
         raise ValueError(
             f"X has {per_sample} values per sample (shape {arr.shape}), but the network's "
