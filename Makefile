@@ -13,9 +13,13 @@ OUT    ?= out
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# The editable install runs the checkout's own reference/ and oracle/ (the flat layout is
+# deliberate). setuptools' build backend says so in a boxed "Editable installation" warning on
+# every install (a caution about folders named like the packages: that is the point here), which
+# the filter below keeps off the screen; every other warning still shows.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	PYTHONWARNINGS="ignore:Editable install:UserWarning" $(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
