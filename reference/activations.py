@@ -2,8 +2,10 @@
 
 An elementwise activation is a pair ``(f, df)``: ``Y = f(V)`` (eq 6) and ``act'(V) = df(V)``,
 the factor ``dY/dV`` of eq 8-9, always evaluated at the pre-activation ``V`` (erratum 2 in
-docs/derivation.md). ``f`` of the built-ins is written in array-API style (it works on numpy and
-JAX arrays alike), so the oracle differentiates exactly this code; ``df`` is plain numpy.
+docs/derivation.md). It may carry its second derivative ``d2f = act''`` too, which the
+Hessian-vector product of the network's loss needs (``second_order.py``); the built-ins do.
+``f`` of the built-ins is written in array-API style (it works on numpy and JAX arrays alike),
+so the oracle differentiates exactly this code; ``df`` and ``d2f`` are plain numpy.
 
 Conventions at kinks: the derivative at a non-differentiable point is the *left* derivative,
 ``relu'(0) = 0`` and ``leaky_relu'(0) = 0.01``. The forward uses ``where(v > 0, ...)`` so that
@@ -49,6 +51,8 @@ class Activation:
         df: ``V -> act'(V)``, elementwise, shape ``(B, m) -> (B, m)``; a numpy function.
         kinks: points where ``f`` is not differentiable (a hint for checkers; kinks are also
             detected numerically).
+        d2f: ``V -> act''(V)``, elementwise, a numpy function (optional: only the second-order
+            passes need it). Where ``df`` jumps (relu at 0) it is the left derivative of ``df``.
         builtin: True for the activations shipped here (they can be saved by name).
     """
 
@@ -56,6 +60,7 @@ class Activation:
     f: Callable[[Array], Array]
     df: Callable[[Array], Array] | None
     kinks: tuple[float, ...] = ()
+    d2f: Callable[[Array], Array] | None = None
     builtin: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -63,8 +68,10 @@ class Activation:
             raise TypeError(f"Activation name must be a non-empty str, got {self.name!r}")
         if not callable(self.f):
             raise TypeError(f"Activation {self.name!r}: f must be callable, got {self.f!r}")
-        if self.df is not None and not callable(self.df):
-            raise TypeError(f"Activation {self.name!r}: df must be callable, got {self.df!r}")
+        for what in ("df", "d2f"):
+            if getattr(self, what) is not None and not callable(getattr(self, what)):
+                raise TypeError(f"Activation {self.name!r}: {what} must be callable, "
+                                f"got {getattr(self, what)!r}")
 
     @property
     def elementwise(self) -> bool:
@@ -102,7 +109,7 @@ class Softmax(Activation):
 
 
 # ---------------------------------------------------------------------------------------------
-# The built-ins. Each: forward (array-API style), then its derivative, side by side.
+# The built-ins. Each: forward (array-API style), then its derivative and second derivative.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -112,6 +119,9 @@ def _identity(v: Array) -> Array:
 
 def _identity_d(v: Array) -> Array:
     return np.ones_like(v)
+
+def _identity_d2(v: Array) -> Array:
+    return np.zeros_like(v)
 
 
 def _sigmoid(v: Array) -> Array:
@@ -131,6 +141,9 @@ def _sigmoid_d(v: Array) -> Array:
     r = 1.0 / (1.0 + e)
     return e * r * r
 
+def _sigmoid_d2(v: Array) -> Array:
+    return -_sigmoid_d(v) * np.tanh(v / 2)  # s' (1 - 2s), and 1 - 2s(v) = -tanh(v/2)
+
 
 def _tanh(v: Array) -> Array:
     return namespace_of(v).tanh(v)
@@ -139,6 +152,10 @@ def _tanh(v: Array) -> Array:
 def _tanh_d(v: Array) -> Array:
     return 1.0 - np.tanh(v) ** 2
 
+def _tanh_d2(v: Array) -> Array:
+    t = np.tanh(v)
+    return -2.0 * t * (1.0 - t**2)
+
 
 def _relu(v: Array) -> Array:
     return namespace_of(v).where(v > 0, v, 0.0)
@@ -146,6 +163,9 @@ def _relu(v: Array) -> Array:
 
 def _relu_d(v: Array) -> Array:
     return (v > 0).astype(v.dtype)  # relu'(0) = 0
+
+def _relu_d2(v: Array) -> Array:
+    return np.zeros_like(v)  # relu' jumps at 0: relu''(0) = 0 is its left derivative
 
 
 def _leaky_relu(v: Array) -> Array:
@@ -165,6 +185,9 @@ def _elu(v: Array) -> Array:
 def _elu_d(v: Array) -> Array:
     return np.where(v > 0, 1.0, ELU_ALPHA * np.exp(np.where(v > 0, 0.0, v))).astype(v.dtype)
 
+def _elu_d2(v: Array) -> Array:
+    return np.where(v > 0, 0.0, ELU_ALPHA * np.exp(np.where(v > 0, 0.0, v))).astype(v.dtype)
+
 
 def _softplus(v: Array) -> Array:
     # log(1 + e^v) = max(v, 0) + log1p(e^-|v|)
@@ -175,6 +198,9 @@ def _softplus(v: Array) -> Array:
 def _softplus_d(v: Array) -> Array:
     return _sigmoid(v)
 
+def _softplus_d2(v: Array) -> Array:
+    return _sigmoid_d(v)
+
 
 def _silu(v: Array) -> Array:
     return v * _sigmoid(v)
@@ -182,6 +208,9 @@ def _silu(v: Array) -> Array:
 
 def _silu_d(v: Array) -> Array:
     return _sigmoid(v) * (1.0 + v * _sigmoid(-v))  # s (1 + v (1 - s))
+
+def _silu_d2(v: Array) -> Array:
+    return _sigmoid_d(v) * (2.0 - v * np.tanh(v / 2))  # 2 s' + v s
 
 
 def _gelu(v: Array) -> Array:
@@ -195,6 +224,13 @@ def _gelu_d(v: Array) -> Array:
     t = np.tanh(_GELU_C * (v + _GELU_K * v**3))
     return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t**2) * _GELU_C * (1.0 + 3.0 * _GELU_K * v**2)
 
+def _gelu_d2(v: Array) -> Array:
+    # With u = c (v + k v^3) and t = tanh(u): gelu' = (1 + t) / 2 + v (1 - t^2) u' / 2, so
+    # gelu'' = (1 - t^2) (u' + v (u'' - 2 t u'^2) / 2), u' = c (1 + 3 k v^2), u'' = 6 c k v.
+    t = np.tanh(_GELU_C * (v + _GELU_K * v**3))
+    du = _GELU_C * (1.0 + 3.0 * _GELU_K * v**2)
+    return (1.0 - t**2) * (du + 0.5 * v * (6.0 * _GELU_C * _GELU_K * v - 2.0 * t * du**2))
+
 
 def _softmax(v: Array) -> Array:
     xp = namespace_of(v)
@@ -205,15 +241,15 @@ def _softmax(v: Array) -> Array:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", _identity, _identity_d, builtin=True),
-        Activation("sigmoid", _sigmoid, _sigmoid_d, builtin=True),
-        Activation("tanh", _tanh, _tanh_d, builtin=True),
-        Activation("relu", _relu, _relu_d, kinks=(0.0,), builtin=True),
-        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, kinks=(0.0,), builtin=True),
-        Activation("elu", _elu, _elu_d, builtin=True),
-        Activation("softplus", _softplus, _softplus_d, builtin=True),
-        Activation("silu", _silu, _silu_d, builtin=True),
-        Activation("gelu", _gelu, _gelu_d, builtin=True),
+        Activation("identity", _identity, _identity_d, d2f=_identity_d2, builtin=True),
+        Activation("sigmoid", _sigmoid, _sigmoid_d, d2f=_sigmoid_d2, builtin=True),
+        Activation("tanh", _tanh, _tanh_d, d2f=_tanh_d2, builtin=True),
+        Activation("relu", _relu, _relu_d, (0.0,), _relu_d2, builtin=True),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_d, (0.0,), _relu_d2, builtin=True),
+        Activation("elu", _elu, _elu_d, d2f=_elu_d2, builtin=True),
+        Activation("softplus", _softplus, _softplus_d, d2f=_softplus_d2, builtin=True),
+        Activation("silu", _silu, _silu_d, d2f=_silu_d2, builtin=True),
+        Activation("gelu", _gelu, _gelu_d, d2f=_gelu_d2, builtin=True),
         Softmax("softmax", _softmax, None, builtin=True),
     )
 }

@@ -14,6 +14,14 @@ stably from the pre-activation V, never as the log of a rounded probability::
     cross_entropy:  E_b = logsumexp(v_b) sum_j t_bj - sum_j t_bj v_bj   dE/dV = (Y sum(T) - T) / B
     binary_c_e:     E_b = sum_j softplus(v_bj) - t_bj v_bj              dE/dV = (Y - T) / B
 
+Second order (for the Hessian-vector product of the network's loss, ``second_order.py``): each
+loss also carries ``d2E/dY2`` applied to a direction R of Y (``hvp``) and, when fused, ``d2E/dV2``
+applied to a direction R of V (``hvp_v``)::
+
+    mse            hvp = R / B
+    cross_entropy  hvp_v = R{Y} sum(T) / B,   R{Y} = Y (R - sum(R Y))   (softmax's JVP along R)
+    binary_c_e     hvp_v = Y (1 - Y) R / B                              (sigmoid's JVP along R)
+
 The ``value`` functions are array-API style (numpy or JAX) and reduce over the last two axes
 only, so a stack of batches ``(..., B, nL)`` gives a stack of losses ``(...)`` (the oracle
 evaluates many perturbed copies of a network at once this way); ``grad`` functions are numpy.
@@ -47,6 +55,8 @@ class Loss:
         output_activation: the last layer's activation this loss requires (None = any).
         value_from_v: ``(V, T) -> E`` computed stably from the pre-activation (optional).
         grad_v: ``(V, Y, T) -> dE/dV`` of the loss and output activation together (optional).
+        hvp: ``(Y, T, R) -> (d2E/dY2) R``, shape (B, nL) (optional: second order only).
+        hvp_v: ``(V, Y, T, R) -> (d2E/dV2) R`` of a fused loss, shape (B, nL) (optional).
         builtin: True for the losses shipped here (they can be saved by name).
     """
 
@@ -56,6 +66,8 @@ class Loss:
     output_activation: str | None = None
     value_from_v: Callable[[Array, Array], Array] | None = None
     grad_v: Callable[[Array, Array, Array], Array] | None = None
+    hvp: Callable[[Array, Array, Array], Array] | None = None
+    hvp_v: Callable[[Array, Array, Array, Array], Array] | None = None
     builtin: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +105,10 @@ def _mse_grad(y: Array, t: Array) -> Array:
     return (y - t) / _batch(y)
 
 
+def _mse_hvp(y: Array, t: Array, r: Array) -> Array:
+    return r / _batch(y)
+
+
 # --- cross_entropy (softmax output) ---------------------------------------------------------
 
 
@@ -117,6 +133,15 @@ def _ce_grad_v(v: Array, y: Array, t: Array) -> Array:
     return (y * np.sum(t, axis=-1, keepdims=True) - t) / _batch(v)
 
 
+def _ce_hvp(y: Array, t: Array, r: Array) -> Array:
+    return t * r / (y * y * _batch(y))
+
+
+def _ce_hvp_v(v: Array, y: Array, t: Array, r: Array) -> Array:
+    ry = y * (r - np.sum(r * y, axis=-1, keepdims=True))  # R{Y}: softmax's JVP along r
+    return ry * np.sum(t, axis=-1, keepdims=True) / _batch(v)
+
+
 # --- binary_cross_entropy (sigmoid output) --------------------------------------------------
 
 
@@ -138,22 +163,23 @@ def _bce_grad_v(v: Array, y: Array, t: Array) -> Array:
     return (y - t) / _batch(v)
 
 
+def _bce_hvp(y: Array, t: Array, r: Array) -> Array:
+    q = y * (1.0 - y)  # d/dY of (Y - T) / q is (q - (Y - T)(1 - 2Y)) / q^2
+    return (q - (y - t) * (1.0 - 2.0 * y)) * r / (q * q * _batch(y))
+
+
+def _bce_hvp_v(v: Array, y: Array, t: Array, r: Array) -> Array:
+    return y * (1.0 - y) * r / _batch(v)
+
+
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("mse", _mse, _mse_grad, builtin=True),
-        Loss(
-            "cross_entropy", _ce, _ce_grad, "softmax", _ce_from_v, _ce_grad_v, builtin=True
-        ),
-        Loss(
-            "binary_cross_entropy",
-            _bce,
-            _bce_grad,
-            "sigmoid",
-            _bce_from_v,
-            _bce_grad_v,
-            builtin=True,
-        ),
+        Loss("mse", _mse, _mse_grad, hvp=_mse_hvp, builtin=True),
+        Loss("cross_entropy", _ce, _ce_grad, "softmax", _ce_from_v, _ce_grad_v, _ce_hvp,
+             _ce_hvp_v, builtin=True),
+        Loss("binary_cross_entropy", _bce, _bce_grad, "sigmoid", _bce_from_v, _bce_grad_v,
+             _bce_hvp, _bce_hvp_v, builtin=True),
     )
 }
 """The built-in losses by name."""

@@ -37,6 +37,7 @@ from .initialization import init_weights
 from .layer import weight_grad
 from .losses import Loss, get_loss
 from .passes import Trace, backward_pass, backward_sweep, forward_pass, loss_from_trace
+from .second_order import hessian_vector_product
 from .validation import (
     check_inputs,
     check_layer_sizes,
@@ -169,6 +170,16 @@ class Network:
         loss = float(loss_from_trace(trace, t, self.loss_function))
         backward_pass(weights, trace, t, self.activations, self.loss_function, dx_out=work.dxs)
         return loss, trace.dws, trace.dxs[0].reshape(np.shape(X))
+
+    def hessian_vector_product(self, X: np.ndarray, T: np.ndarray,
+                               directions: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``H D``: the Hessian of E (eq 7) in the weights times ``D`` (one array shaped like
+        each ``weights[k]``), hand-derived with the R-operator (``second_order.py``)."""
+        x = self._inputs(X)
+        t = self._targets(T, x.shape[0])
+        d = check_weights(directions, self.layer_sizes, "directions")
+        return hessian_vector_product(self._checked_weights(), x, t, self.activations,
+                                      self.loss_function, d)
 
     def step(self, X: np.ndarray, T: np.ndarray, lr: float) -> float:
         """One SGD step ``W <- W - lr dE/dW`` (eq 10) on every layer; returns E before the step.

@@ -169,32 +169,35 @@ def _weight_shapes(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return [(sizes[k] + 1, sizes[k + 1]) for k in range(len(sizes) - 1)]
 
 
-def check_weights(weights: Sequence[object], sizes: Sequence[int]) -> list[np.ndarray]:
+def check_weights(weights: Sequence[object], sizes: Sequence[int],
+                  name: str = "weights") -> list[np.ndarray]:
     """Return the weights as float64 arrays, checking ``weights[k].shape == (n_k + 1, n_k+1)``.
 
     ``weights`` is a list or tuple of arrays (or nested lists) of any float dtype: what
-    ``net.weights = [...]`` accepts and converts."""
+    ``net.weights = [...]`` accepts and converts. ``name``: what messages call them (the
+    directions of a Hessian-vector product are shaped like the weights and checked here too)."""
     expected = _weight_shapes(sizes)
     if not isinstance(weights, (list, tuple)):
-        raise TypeError(f"net.weights must be assigned a list of {len(expected)} float arrays "
+        what = "net.weights must be assigned" if name == "weights" else f"{name} must be"
+        raise TypeError(f"{what} a list of {len(expected)} float arrays "
                         f"(one per layer), got {type(weights).__name__}: {weights!r:.60}")
     if len(weights) != len(expected):
-        raise ValueError(f"expected {len(expected)} weight arrays, got {len(weights)}")
+        raise ValueError(f"expected {len(expected)} {name.rstrip('s')} arrays, got {len(weights)}")
     out = []
     for k, (w, shape) in enumerate(zip(weights, expected)):
         try:
             arr = np.asarray(w)
         except (TypeError, ValueError) as exc:  # ragged nested lists and the like
-            raise TypeError(f"weights[{k}] must be a float array, could not convert it: "
+            raise TypeError(f"{name}[{k}] must be a float array, could not convert it: "
                             f"{exc}") from None
         if not np.issubdtype(arr.dtype, np.floating):
-            raise TypeError(f"weights[{k}] must be a float array, got dtype {arr.dtype}")
+            raise TypeError(f"{name}[{k}] must be a float array, got dtype {arr.dtype}")
         if arr.shape != shape:
             raise ValueError(
-                f"weights[{k}] must have shape {shape} (n_in + 1 bias row, n_out), "
+                f"{name}[{k}] must have shape {shape} (n_in + 1 bias row, n_out), "
                 f"got {arr.shape}"
             )
-        _require_finite(arr, f"weights[{k}]")
+        _require_finite(arr, f"{name}[{k}]")
         out.append(arr.astype(np.float64, copy=False))
     return out
 

@@ -303,3 +303,86 @@ def test_get_activation_lists_the_valid_names_for_an_unknown_one():
 def test_get_activation_refuses_something_that_is_neither_a_name_nor_an_activation():
     with pytest.raises(TypeError, match="name \\(str\\) or an Activation, got int: 3"):
         get_activation(3)
+
+
+# --- second derivatives ------------------------------------------------------------------------
+
+# act'' from the textbook definitions, differentiated by hand once more and written in other
+# forms than the reference's (sigmoid'' = s(1-s)(1-2s) with s = 1/(1+e^-x), tanh'' via cosh,
+# gelu'' expanded from 0.5 x (1 + tanh u)).
+
+
+def _sig(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _gelu_d2(x):
+    u, du, d2u = _gelu_u(x), GELU_C * (1.0 + 3.0 * GELU_K * x**2), 6.0 * GELU_C * GELU_K * x
+    sech2 = 1.0 / math.cosh(u) ** 2
+    # d/dx [0.5 (1 + tanh u) + 0.5 x sech^2(u) u'] = sech^2 u' + 0.5 x (sech^2)' u' + 0.5 x
+    # sech^2 u'', with (sech^2 u)' = -2 tanh(u) sech^2(u) u'.
+    return sech2 * du + 0.5 * x * (-2.0 * math.tanh(u) * sech2 * du * du + sech2 * d2u)
+
+
+SECOND = {
+    "identity": lambda x: 0.0,
+    "sigmoid": lambda x: _sig(x) * (1.0 - _sig(x)) * (1.0 - 2.0 * _sig(x)),
+    "tanh": lambda x: -2.0 * math.sinh(x) / math.cosh(x) ** 3,
+    "relu": lambda x: 0.0,
+    "leaky_relu": lambda x: 0.0,
+    "elu": lambda x: 0.0 if x > 0 else math.exp(x),
+    "softplus": lambda x: math.exp(-x) / (1.0 + math.exp(-x)) ** 2,
+    "silu": lambda x: _sig(x) * (1 - _sig(x)) * (2.0 + x * (1.0 - 2.0 * _sig(x))),
+    "gelu": _gelu_d2,
+}
+
+
+def test_every_built_in_elementwise_activation_carries_a_second_derivative():
+    assert all(ACTIVATIONS[name].d2f is not None for name in ELEMENTWISE)
+    assert ACTIVATIONS["softmax"].d2f is None  # not elementwise: second_order.py has its R-op
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_second_derivative_matches_its_hand_derived_formula(name):
+    expected = np.vectorize(SECOND[name], otypes=[float])(POINTS)
+    got = ACTIVATIONS[name].d2f(POINTS)
+    assert got.shape == POINTS.shape
+    # sigmoid'' near 0 is s(1-s)(1-2s): 1 - 2s cancels to ~5e-4 at x = 1e-3, so the textbook
+    # form is off by 1.3e-13 there (measured against 40-digit mpmath; the reference's tanh(x/2)
+    # form by 2e-16): rtol 1e-12 leaves 8x.
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+# (name, v, f''(v)) worked out on paper.
+HAND_SECOND = [
+    ("sigmoid", 0.0, 0.0),  # 1 - 2s(0) = 0
+    ("sigmoid", LOG3, -3 / 32),  # s = 3/4: (3/16)(1 - 3/2)
+    ("sigmoid", -LOG3, 3 / 32),
+    ("tanh", 0.0, 0.0),
+    ("tanh", LOG2, -2 * (3 / 5) * (16 / 25)),  # -2 t (1 - t^2), t = 3/5
+    ("elu", -LOG2, 1 / 2),  # e^v
+    ("elu", 0.0, 1.0),  # the left derivative of elu' at its kink (elu'' jumps from 1 to 0)
+    ("relu", 0.0, 0.0),
+    ("softplus", LOG3, 3 / 16),  # sigmoid'
+    ("silu", 0.0, 0.5),  # s'(0) (2 + 0) = 1/4 * 2
+    ("gelu", 0.0, 2 * GELU_C * 0.5),  # sech^2(0) u'(0) = c; the other terms vanish at 0
+]
+
+
+@pytest.mark.parametrize(("name", "v", "d2y"), HAND_SECOND)
+def test_second_derivatives_take_their_hand_computed_values(name, v, d2y):
+    np.testing.assert_allclose(ACTIVATIONS[name].d2f(np.array([[v]])), [[d2y]], rtol=1e-14,
+                               atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_second_derivative_is_quiet_and_at_its_limit_at_plus_minus_1000(name):
+    with np.errstate(**STRICT):
+        d2y = ACTIVATIONS[name].d2f(BIG)
+    # Every built-in is linear (or flat) for |v| >> 1 but elu on the left, whose e^-1000 is 0.
+    np.testing.assert_array_equal(np.abs(d2y), [[0.0, 0.0]])
+
+
+def test_a_second_derivative_that_is_not_callable_is_refused_naming_it():
+    with pytest.raises(TypeError, match="'x': d2f must be callable, got 2"):
+        Activation("x", np.tanh, np.tanh, d2f=2)

@@ -225,3 +225,51 @@ def test_get_loss_lists_the_valid_names_for_an_unknown_one():
 def test_get_loss_refuses_something_that_is_neither_a_name_nor_a_loss():
     with pytest.raises(TypeError, match="a loss must be a name \\(str\\) or a Loss, got float"):
         get_loss(1.0)
+
+
+# --- second derivatives: d2E/dY2 R and d2E/dV2 R against explicit Hessian matrices ----------------
+
+# Each Hessian is written out as a matrix from the per-sample loss, by hand, and applied to R by
+# a matrix product; the reference applies it without building it. Both are a few roundings of
+# O(1) numbers: rtol 1e-13.
+
+
+def _rows(seed, b=3, m=4):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(b, m)), rng.normal(size=(b, m))
+
+
+def test_mse_second_derivative_is_the_direction_over_the_batch():
+    y, r = _rows(0)
+    t = np.zeros_like(y)
+    np.testing.assert_array_equal(LOSSES["mse"].hvp(y, t, r), r / 3)  # E_b'' = I, E = mean
+
+
+def test_cross_entropy_fused_second_derivative_is_the_softmax_jacobian_times_row_sum_of_t():
+    v, r = _rows(1)
+    t = np.abs(_rows(2)[0])  # probability-like rows that need not sum to 1
+    y = np.exp(v) / np.sum(np.exp(v), axis=1, keepdims=True)
+    expected = np.stack([  # d2/dv2 of sum(t) lse(v) - t.v is sum(t) (diag(p) - p p^T)
+        np.sum(t[b]) * (np.diag(y[b]) - np.outer(y[b], y[b])) @ r[b] for b in range(3)]) / 3
+    got = LOSSES["cross_entropy"].hvp_v(v, y, t, r)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-16)
+
+
+def test_binary_cross_entropy_fused_second_derivative_is_sigmoid_prime_times_r_over_b():
+    v, r = _rows(3)
+    t = (_rows(4)[0] > 0).astype(float)
+    s = 1.0 / (1.0 + np.exp(-v))
+    expected = s * (1.0 - s) * r / 3  # d2/dv2 of softplus(v) - t v
+    got = LOSSES["binary_cross_entropy"].hvp_v(v, s, t, r)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-16)
+
+
+def test_the_unfused_cross_entropies_second_derivatives_in_y_take_their_textbook_values():
+    y = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    t = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
+    r = np.array([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]])
+    # -t log y: t / y^2; -[t log y + (1 - t) log(1 - y)]: t / y^2 + (1 - t) / (1 - y)^2.
+    np.testing.assert_allclose(LOSSES["cross_entropy"].hvp(y, t, r), t / y**2 * r / 2,
+                               rtol=1e-14)
+    np.testing.assert_allclose(LOSSES["binary_cross_entropy"].hvp(y, t, r),
+                               (t / y**2 + (1 - t) / (1 - y) ** 2) * r / 2, rtol=1e-13)

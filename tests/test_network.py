@@ -450,3 +450,35 @@ def test_the_trace_holds_the_callers_float64_input_itself_flattened_not_a_copy(r
     trace = net.trace(x, rng.normal(size=(5, 2)))
     assert trace.xs[0].shape == (5, 4) and np.shares_memory(trace.xs[0], x)
     assert not any(np.shares_memory(a, x) for a in trace.vs + trace.ys + trace.dws)
+
+
+# --- the Hessian-vector product's arguments ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("directions", "error", "match"), [
+    (3, TypeError, "directions must be a list of 2 float arrays"),
+    ([np.ones((4, 4))], ValueError, "expected 2 direction arrays, got 1"),
+    ([np.ones((4, 4)), np.ones((5, 3))], ValueError,
+     r"directions\[1\] must have shape \(5, 2\) \(n_in \+ 1 bias row, n_out\), got \(5, 3\)"),
+    ([np.ones((4, 4)), np.full((5, 2), np.inf)], ValueError, r"directions\[1\] must be finite"),
+    ([np.ones((4, 4), dtype=int), np.ones((5, 2))], TypeError,
+     r"directions\[0\] must be a float array, got dtype int"),
+])
+def test_hessian_vector_product_refuses_bad_directions_naming_them(directions, error, match):
+    net = Network([3, 4, 2], ["tanh", "softmax"], "cross_entropy", seed=1)
+    before = [w.copy() for w in net.weights]
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(error, match=match):
+        net.hessian_vector_product(x, np.array([0, 1, 1, 0, 1]), directions)
+    for w, b in zip(net.weights, before):
+        np.testing.assert_array_equal(w, b)
+
+
+def test_hessian_vector_product_of_a_linear_mse_network_is_x_tilde_gram_times_d():
+    # One identity layer, mse: E = |X~ W - T|^2 / (2B), so H D = X~^T X~ D / B exactly.
+    rng = np.random.default_rng(3)
+    x, t, d = rng.normal(size=(4, 2)), rng.normal(size=(4, 3)), rng.normal(size=(3, 3))
+    net = Network([2, 3], ["identity"], "mse", seed=0)
+    xt = np.hstack([x, np.ones((4, 1))])
+    np.testing.assert_allclose(net.hessian_vector_product(x, t, [d])[0], xt.T @ xt @ d / 4,
+                               rtol=1e-13)  # the same 12 products summed in another order
