@@ -167,7 +167,10 @@ def check_activation(
 ) -> Report:
     """Check an activation's hand-derived derivative against JAX and finite differences.
 
-    Elementwise activations: ``act.df(v)`` at every point (default ``activation_points``).
+    Elementwise activations: ``act.df(v)`` at every point (default ``activation_points``), and
+    ``act.d2f(v)`` when the activation carries a second derivative: judged against JAX's second
+    derivative of f and finite differences of JAX's first (of ``df`` itself where JAX cannot
+    trace f: a row that only says d2f is consistent with df, whose own row is above).
     Softmax (or any non-elementwise one): the backward VJP on random rows including large
     logits, with a random upstream gradient.
     """
@@ -179,68 +182,19 @@ def check_activation(
     notes: list[str] = []
     if act.elementwise:
         v = np.asarray(activation_points(act) if points is None else points, dtype=np.float64)
-        v = v.reshape(1, -1)
-        trouble: list[str] = []
-        old = np.seterrcall(lambda kind, flag: trouble.append(kind))
-        try:
-            with np.errstate(all="call", under="ignore"):
-                y = act(v)
-                got = np.asarray(act.df(v), dtype=np.float64)
-        finally:
-            np.seterrcall(old)
-        # Where f itself is not finite (exp at +1000 overflows) there is no derivative to
-        # check: those points are left out and reported. A derivative that is not finite
-        # where f is, is a wrong derivative.
-        outside = ~np.isfinite(y)
-        if np.all(outside):
-            raise ValueError(f"activation {act.name!r}: f is NaN/Inf at every check point")
-        if np.any(outside):
-            notes.append(f"{act.name!r} is not finite at v = {v[outside][:5].tolist()}"
-                         f"{' ...' if np.sum(outside) > 5 else ''}: those points are left out")
-            v, y, got = (a[~outside].reshape(1, -1) for a in (v, y, got))
-        bad = ~np.isfinite(got)
-        if np.any(bad):
-            raise ValueError(f"activation {act.name!r}: df is NaN/Inf at v = "
-                             f"{v[bad][:5].tolist()} where f is finite: use a numerically "
-                             "stable form")
-        if trouble and not np.any(outside):
-            notes.append(f"numpy reported {sorted(set(trouble))} while evaluating "
-                         f"{act.name!r} at the check points (down to +-1000): the results are "
-                         "finite, but a numerically stable form would avoid it")
-        try:
-            ad = autodiff.activation_derivative(act, v)
-        except UntraceableError as exc:
-            ad = None
-            notes.append(f"JAX could not trace {act.name!r} ({exc}); finite differences alone")
-        with np.errstate(all="ignore"):
-            _, deriv = activation_fd(act, v, np.ones_like(v))
-        # Each point judged at its own precision (no floor from the largest |act'|, which at
-        # v = 100 would hide any error at v = 1): act' is computed from terms of size ~1, act'
-        # and |v| (gelu' in its tail is ~1e-13 made of terms ~1).
-        # The points are independent (act is elementwise): the scalar whose gradient act'(v) is,
-        # for the engine's closer look at kinks and doubtful points, sums only the moved points'
-        # changes (so exp(100) = 3e43 elsewhere does not drown a point at v = 1 in its
-        # rounding), on top of 1 (so a flat reading is not mistaken for a blank one).
-        def phi(z: np.ndarray) -> float:
-            moved = z != v
-            return 1.0 + float(np.sum(act(z[moved]) - act(v[moved]))) if np.any(moved) else 1.0
-
-        with np.errstate(all="ignore"):
-            verdicts, joint = judge_entries(
-                got, ad, deriv, magnitude=magnitudes.activation_magnitude(
-                    act, v, y, np.ones_like(v), np.abs(v)), phi=phi, x=v, f0=phi(v),
-                probed=v.size)  # (each look moves one point: cheap)
-        row = Row.from_verdicts(None, "derivative", "local", verdicts, name=act.name,
-                                note=joint)
-        if row.index:
-            row.at = float(v[row.index])
+        row, v, y, got = _derivative_row(act, v.reshape(1, -1), "derivative", notes)
         rows = [row]
         # The backward must be G * act'(V): check it with a random G.
         g = rng.normal(size=v.shape)
-        with np.errstate(all="ignore"):  # already reported in the notes above
+        with np.errstate(all="ignore"):  # already reported in the notes
             backward = act.backward(v, y, g)
         rows.append(Row.from_verdicts(None, "activation", "local", judge(backward, got * g),
                                       name=act.name, note="backward(v, y, g) vs g * df(v)"))
+        if act.d2f is not None:
+            first, how = _first_derivative(act, v)
+            notes.append(how)
+            second = Activation(f"{act.name}'", first, act.d2f, kinks=act.kinks)
+            rows.append(_derivative_row(second, v, "second derivative", notes, act.name)[0])
     else:
         v = rng.normal(scale=3.0, size=(6, 5))
         v[0] = [1000.0, -1000.0, 0.0, 999.0, 1.0]
@@ -252,6 +206,96 @@ def check_activation(
         rows[0].note = "; ".join(filter(None, ["vector-Jacobian product", rows[0].note]))
         notes.extend(more)
     return Report(rows, strict=strict, title=f"activation check: {act.name}", notes=notes)
+
+def _derivative_row(act: Activation, v: np.ndarray, term: str, notes: list[str],
+                    name: str | None = None) -> tuple[Row, np.ndarray, np.ndarray, np.ndarray]:
+    """Judge ``act.df`` at the points ``v (1, n)``: ``(row, points kept, f there, df there)``.
+
+    Points where f itself is not finite are left out (and named in ``notes``).
+    """
+    name = name or act.name
+    trouble: list[str] = []
+    old = np.seterrcall(lambda kind, flag: trouble.append(kind))
+    try:
+        with np.errstate(all="call", under="ignore"):
+            y = np.asarray(act(v), dtype=np.float64)
+            got = np.asarray(act.df(v), dtype=np.float64)
+    finally:
+        np.seterrcall(old)
+    # Where f itself is not finite (exp at +1000 overflows) there is no derivative to
+    # check: those points are left out and reported. A derivative that is not finite
+    # where f is, is a wrong derivative.
+    outside = ~np.isfinite(y)
+    if np.all(outside):
+        raise ValueError(f"activation {act.name!r}: f is NaN/Inf at every check point")
+    if np.any(outside):
+        notes.append(f"{act.name!r} is not finite at v = {v[outside][:5].tolist()}"
+                     f"{' ...' if np.sum(outside) > 5 else ''}: those points are left out")
+        v, y, got = (a[~outside].reshape(1, -1) for a in (v, y, got))
+    bad = ~np.isfinite(got)
+    if np.any(bad):
+        what = "df" if term == "derivative" else "d2f"
+        raise ValueError(f"activation {name!r}: {what} is NaN/Inf at v = "
+                         f"{v[bad][:5].tolist()} where f is finite: use a numerically "
+                         "stable form")
+    if trouble and not np.any(outside):
+        notes.append(f"numpy reported {sorted(set(trouble))} while evaluating "
+                     f"{act.name!r} at the check points (down to +-1000): the results are "
+                     "finite, but a numerically stable form would avoid it")
+    try:
+        ad = autodiff.activation_derivative(act, v)
+    except UntraceableError as exc:
+        ad = None
+        notes.append(f"JAX could not trace {act.name!r} ({exc}); finite differences alone")
+    with np.errstate(all="ignore"):
+        _, deriv = activation_fd(act, v, np.ones_like(v))
+    # Each point judged at its own precision (no floor from the largest |act'|, which at
+    # v = 100 would hide any error at v = 1): act' is computed from terms of size ~1, act'
+    # and |v| (gelu' in its tail is ~1e-13 made of terms ~1).
+    # The points are independent (act is elementwise): the scalar whose gradient act'(v) is,
+    # for the engine's closer look at kinks and doubtful points, sums only the moved points'
+    # changes (so exp(100) = 3e43 elsewhere does not drown a point at v = 1 in its
+    # rounding), on top of 1 (so a flat reading is not mistaken for a blank one).
+    def phi(z: np.ndarray) -> float:
+        moved = z != v
+        return 1.0 + float(np.sum(act(z[moved]) - act(v[moved]))) if np.any(moved) else 1.0
+
+    with np.errstate(all="ignore"):
+        verdicts, joint = judge_entries(
+            got, ad, deriv, magnitude=magnitudes.activation_magnitude(
+                act, v, y, np.ones_like(v), np.abs(v)), phi=phi, x=v, f0=phi(v),
+            probed=v.size)  # (each look moves one point: cheap)
+    row = Row.from_verdicts(None, term, "local", verdicts, name=name, note=joint)
+    if row.index:
+        row.at = float(v[row.index])
+    return row, v, y, got
+
+
+def _first_derivative(act: Activation, v: np.ndarray) -> tuple[Callable, str]:
+    """The function whose derivative ``act.d2f`` is judged against, and a note saying which.
+
+    JAX's own ``act'`` (a JVP of f: JAX's derivative of it is JAX's second derivative of f)
+    where JAX can trace f, as written or as numpy code on JAX arrays; else the hand ``act.df``.
+    It takes numpy arrays (returns numpy) and JAX arrays (returns JAX: JAX differentiates it).
+    """
+    from .jax_support import jax, jnp
+    from .numpy_on_jax import lift
+
+    for f in (act.f, lift(act.f)):
+        def first(a, f=f):
+            z = jnp.asarray(a)
+            out = jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+            return np.asarray(out) if isinstance(a, np.ndarray) else out
+
+        try:
+            with np.errstate(all="ignore"):
+                if np.all(np.isfinite(first(v))):
+                    return first, (f"{act.name}'' judged against JAX's second derivative of f "
+                                   "and finite differences of JAX's first")
+        except Exception:  # not JAX code: the next way, or the hand derivative
+            continue
+    return act.df, (f"JAX could not differentiate {act.name!r}: its d2f is judged against the "
+                    "derivative of its own df (consistent with df, whose row is above)")
 
 
 def _points(points: object) -> np.ndarray:

@@ -28,6 +28,7 @@ from .arguments import Arguments, Output
 from .engine import judge_vjp
 from .finite_differences import EPS
 from .jax_support import jax, jnp
+from .options import callable_arg, finite_location, flag, jax_mode, positive_int, seed_arg
 from .report import Report
 
 __all__ = ["check_double_backward", "check_hvp"]
@@ -78,16 +79,24 @@ def check_hvp(
         ValueError, TypeError: a non-finite or non-float x or v, a v of another shape, f not
             finite at x.
     """
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x)):
-        raise ValueError(f"x must be a finite float array, got dtype {x.dtype}")
-    x = x.astype(np.float64)
+    callable_arg(f, "f")
+    callable_arg(hvp, "hvp")
+    if not isinstance(jax, (bool, np.bool_)):
+        raise TypeError(f"jax must be True or False, got {type(jax).__name__}: {jax!r}")
+    directions = positive_int(directions, "directions")
+    seed = seed_arg(seed)
+    strict = flag(strict, "strict")
+    x = _float_array(x, "x")
     if v is None:
         v = np.random.default_rng((0x4E55, seed)).normal(size=x.shape)
-    v = np.asarray(v, dtype=np.float64)
-    if v.shape != x.shape or not np.all(np.isfinite(v)):
-        raise ValueError(f"v must be a finite array of x's shape {x.shape}, got {v.shape}")
-    value = float(np.asarray(f(x.copy())))
+    v = _float_array(v, "v")
+    if v.shape != x.shape:
+        raise ValueError(f"v must have x's shape {x.shape}, got shape {v.shape}")
+    try:
+        value = float(np.asarray(f(x.copy())))
+    except Exception as exc:
+        raise ValueError(f"f raised {type(exc).__name__} at x (or did not return one number):"
+                         f" {exc}") from exc
     if not np.isfinite(value):
         raise ValueError(f"f(x) is not finite: {value}")
     notes = []
@@ -95,7 +104,7 @@ def check_hvp(
     if jax is not False:
         try:
             grad = _jax_gradient(f, x, value)
-            exact = float(jnp.vdot(grad(jnp.asarray(x)), jnp.asarray(v)))
+            exact = float(np.vdot(_as_jax_computes(grad, x), v))
             if not np.isfinite(exact):
                 raise ValueError("JAX's gradient of f is not finite at x")
         except Exception as exc:  # f is not JAX code: second differences alone
@@ -105,8 +114,7 @@ def check_hvp(
                          "second differences of f alone (good to ~1e-6 relative)")
 
     if grad is not None:
-        def phi(z):
-            return jnp.vdot(grad(jnp.asarray(z)), jnp.asarray(v))
+        phi = _traced_once(lambda z: jnp.vdot(grad(jnp.asarray(z)), jnp.asarray(v)), x)
         notes.append("H v = the gradient of <grad f, v>, with JAX's grad f: JAX's gradient of "
                      "it (reverse over reverse) and finite differences of JAX's gradient judge")
     else:
@@ -118,7 +126,11 @@ def check_hvp(
         float(np.sqrt(np.vdot(v, v))), 1e-300)
     floor = 0.0 if grad is not None else 2.0 * abs(value) / inner
 
-    got = np.asarray(hvp(x.copy(), v.copy()))
+    try:
+        got = np.asarray(hvp(x.copy(), v.copy()), dtype=np.float64)
+    except Exception as exc:
+        raise ValueError(f"hvp raised {type(exc).__name__} at (x, v) (or did not return a "
+                         f"float array): {exc}") from exc
     if got.shape != x.shape:
         raise ValueError(f"hvp(x, v) must have x's shape {x.shape}, got {got.shape}")
     args = Arguments(names=("x",), values=(x,), keyword=False, differentiable=(True,),
@@ -131,6 +143,53 @@ def check_hvp(
     return Report(rows, strict=strict, title="hvp check", notes=notes + more,
                   judged_by=judged_by.replace("finite differences alone",
                                               "second differences alone"))
+
+
+def _float_array(value: object, name: str) -> np.ndarray:
+    """``value`` as a float64 array of finite entries (float dtypes only), or the error."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a float array, could not convert it: {exc}") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, found {finite_location(arr)}")
+    return arr.astype(np.float64)
+
+
+def _as_jax_computes(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """``fn(x)`` as JAX computes it: traced and run by numpy (``jaxpr_numpy``: no XLA
+    compilation, which eager JAX pays for every primitive of a new shape: seconds for a small
+    network), or eagerly where fn's control flow depends on values."""
+    from .autodiff import VALUE_DEPENDENT
+    from .jaxpr_numpy import numpy_call
+
+    try:
+        return np.asarray(numpy_call(fn, x))
+    except VALUE_DEPENDENT:
+        return np.asarray(fn(jnp.asarray(x)))
+
+
+def _traced_once(fn: Callable, x: np.ndarray) -> Callable:
+    """``fn`` for JAX arrays (JAX differentiates it); for numpy arrays shaped like x, the same
+    program traced once and run by numpy (``jaxpr_numpy``): the finite differences call it
+    dozens of times, and eager JAX would dispatch every primitive of grad f each time (~50 ms
+    a call for a small network). Value-dependent control flow cannot be traced abstractly:
+    then every call is eager."""
+    from .jaxpr_numpy import numpy_program
+
+    try:
+        run = numpy_program(fn, x)
+    except Exception:  # control flow on values: eager JAX
+        return fn
+
+    def both(z):
+        if isinstance(z, np.ndarray) and z.shape == x.shape:
+            return run(z.astype(np.float64, copy=False))
+        return fn(z)
+
+    return both
 
 
 def _jax_gradient(f: Callable, x: np.ndarray, value: float) -> Callable:
@@ -147,11 +206,11 @@ def _jax_gradient(f: Callable, x: np.ndarray, value: float) -> Callable:
         def scalar(z, c=candidate):
             return jnp.reshape(jnp.asarray(c(z), dtype=jnp.float64), ())
         try:
-            mine = float(scalar(jnp.asarray(x)))
+            mine = float(_as_jax_computes(scalar, x))
             if not abs(mine - value) <= 1e-8 * max(abs(value), 1e-300):
                 raise ValueError(f"JAX's f(x) = {mine!r}, numpy's {value!r}")
             g = jax.grad(scalar)
-            g(jnp.asarray(x))
+            _as_jax_computes(g, x)
             return g
         except Exception as exc:
             failure = exc
@@ -185,8 +244,16 @@ def check_double_backward(
     """
     from .vjp_check import check_vjp
 
+    for fn, name in ((forward, "forward"), (backward, "backward"),
+                     (double_backward, "double_backward")):
+        callable_arg(fn, name)
     if isinstance(inputs, Mapping):
-        raise TypeError("check_double_backward takes a tuple of inputs")
+        raise TypeError("inputs must be a tuple of arrays for check_double_backward (dict "
+                        "inputs are not supported here), got a dict")
+    if not isinstance(inputs, Sequence) or isinstance(inputs, (str, bytes)):
+        raise TypeError(f"inputs must be a tuple of arrays, got {type(inputs).__name__}")
+    seed_arg(options.get("seed", 0))  # checked before it seeds dout (check_vjp checks the rest)
+    jax_mode(options.get("jax", True))
     inputs = tuple(inputs)
     ddx = options.pop("ddx", None)
     args = Arguments.of(forward, inputs)

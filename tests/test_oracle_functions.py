@@ -21,6 +21,7 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 from oracle import check_activation, check_gradient, check_loss  # noqa: E402
+from oracle.function_check import activation_points  # noqa: E402
 from reference import ACTIVATIONS, LOSSES, Activation, Loss, Softmax  # noqa: E402
 from reference.activations import _sigmoid, _softmax  # noqa: E402
 from reference.array_namespace import namespace_of  # noqa: E402
@@ -427,3 +428,80 @@ def test_a_stencil_leaving_the_domain_shrinks_its_step_and_still_judges():
 
     report = check_gradient(f, wrong, x, jax=False)
     assert not report.ok and report.rows[0].index == (1,), str(report)
+
+
+# --- second derivatives (act'' carried by an activation) ------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(n for n, a in ACTIVATIONS.items() if a.d2f is not None))
+def test_every_builtin_second_derivative_passes_against_jax_and_finite_differences(name):
+    report = check_activation(name)
+    second = [r for r in report.rows if r.term == "second derivative"]
+    assert len(second) == 1 and second[0].status in ("pass", "kink"), str(report)
+    assert second[0].sources == ("jax", "fd"), str(report)
+
+
+def _tanh_d2(v):
+    t = np.tanh(v)
+    return -2.0 * t * (1.0 - t**2)
+
+
+def _gelu_d2_without_curvature_of_u(v):
+    # gelu'' with the u'' = 6 c k v term dropped: a product-rule term forgotten.
+    c, k = math.sqrt(2 / math.pi), 0.044715
+    t = np.tanh(c * (v + k * v**3))
+    du = c * (1 + 3 * k * v**2)
+    return (1 - t**2) * (du - v * t * du**2)
+
+
+VISIBLE_D2, ROUND_OFF_D2 = 1e-6, 1e-12
+"""A wrong act'' must be flagged at every point it moves by more than 1e-6 of the scale of the
+terms it is made of (1 + |act''| + |v|: 1e3 x the oracle's resolution against JAX there, ~1e-9),
+and nowhere it moves by less than 1e-12 (two float64 formulas of one value differ by ~1e-15)."""
+
+
+@pytest.mark.parametrize(("base", "d2f"), [
+    ("tanh", lambda v: -_tanh_d2(v)),  # the sign
+    ("tanh", lambda v: _tanh_d2(np.tanh(v))),  # act'' taken at Y instead of V
+    ("tanh", lambda v: 2 * _tanh_d2(v)),  # a factor 2
+    ("gelu", _gelu_d2_without_curvature_of_u),  # a product-rule term dropped
+])
+def test_a_wrong_second_derivative_fails_at_the_points_it_gets_wrong(base, d2f):
+    act = ACTIVATIONS[base]
+    wrong = Activation(f"{base}_wrong_d2", act.f, act.df, d2f=d2f)
+    report = check_activation(wrong)
+    first, second = report.rows[0], report.rows[-1]
+    assert first.status == "pass" and second.status == "FAIL", str(report)
+    # How far the bug moves each point, from the two formulas (never from the oracle).
+    v = activation_points(wrong).reshape(1, -1)
+    moved = np.abs(d2f(v) - act.d2f(v)) / (1 + np.abs(act.d2f(v)) + np.abs(v))
+    flagged = np.zeros(v.shape, dtype=bool)
+    flagged[tuple(np.array(second.wrong_entries()).T)] = True
+    assert np.all(flagged[moved > VISIBLE_D2]), v[(moved > VISIBLE_D2) & ~flagged]
+    assert np.all(moved[flagged] > ROUND_OFF_D2), v[flagged & (moved <= ROUND_OFF_D2)]
+
+
+def _relu_squared(v):
+    return namespace_of(v).where(v > 0, v * v, 0.0)
+
+
+@pytest.mark.parametrize(("at_zero", "verdict"), [(0.0, "kink"), (2.0, "kink"), (1.0, "kink"),
+                                                  (3.0, "FAIL"), (-0.5, "FAIL")])
+def test_relu_squared_second_derivative_at_its_jump_is_judged_against_both_sides(at_zero,
+                                                                               verdict):
+    # relu(v)^2 has f'' = 0 on the left, 2 on the right: any value in [0, 2] at v = 0 is a valid
+    # one-sided choice or convex combination; outside it is wrong.
+    act = Activation("relu_squared", _relu_squared, lambda v: np.where(v > 0, 2 * v, 0.0),
+                     (0.0,), lambda v: np.where(v > 0, 2.0, np.where(v == 0, at_zero, 0.0)))
+    second = check_activation(act).rows[-1]
+    assert second.term == "second derivative" and second.status == verdict, str(second)
+
+
+def test_a_second_derivative_of_untraceable_numpy_code_is_judged_against_its_own_df():
+    def looped_tanh(v):
+        return np.array([math.tanh(a) for a in np.ravel(v)]).reshape(np.shape(v))
+
+    act = Activation("looped_tanh", looped_tanh, lambda v: 1 - np.tanh(v) ** 2, d2f=_tanh_d2)
+    report = check_activation(act)
+    assert report.ok, str(report)
+    assert any("judged against the derivative of its own df" in n for n in report.notes)
