@@ -28,7 +28,7 @@ from .arguments import Arguments, Output
 from .engine import judge_vjp
 from .finite_differences import EPS
 from .jax_support import jax, jnp
-from .options import callable_arg, finite_location, flag, jax_mode, positive_int, seed_arg
+from .options import callable_arg, flag, float_array, jax_mode, positive_int, seed_arg
 from .report import Report
 
 __all__ = ["check_double_backward", "check_hvp"]
@@ -86,10 +86,10 @@ def check_hvp(
     directions = positive_int(directions, "directions")
     seed = seed_arg(seed)
     strict = flag(strict, "strict")
-    x = _float_array(x, "x")
+    x = float_array(x, "x").astype(np.float64)
     if v is None:
         v = np.random.default_rng((0x4E55, seed)).normal(size=x.shape)
-    v = _float_array(v, "v")
+    v = float_array(v, "v").astype(np.float64)
     if v.shape != x.shape:
         raise ValueError(f"v must have x's shape {x.shape}, got shape {v.shape}")
     try:
@@ -143,19 +143,6 @@ def check_hvp(
     return Report(rows, strict=strict, title="hvp check", notes=notes + more,
                   judged_by=judged_by.replace("finite differences alone",
                                               "second differences alone"))
-
-
-def _float_array(value: object, name: str) -> np.ndarray:
-    """``value`` as a float64 array of finite entries (float dtypes only), or the error."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a float array, could not convert it: {exc}") from None
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, found {finite_location(arr)}")
-    return arr.astype(np.float64)
 
 
 def _as_jax_computes(fn: Callable, x: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .adapters import Parameter, layer, layer_parameters
-from .options import callable_arg, choice, finite_location, flag, jax_mode, seed_arg
+from .options import callable_arg, choice, flag, float_array, jax_mode, seed_arg
 from .report import Report, Row, annotate_symptoms
 from .vjp_check import check_vjp
 
@@ -87,14 +87,7 @@ def check_layers(
                             f"method {value!r} (the {name} method name)")
     jax, strict, seed = jax_mode(jax), flag(strict, "strict"), seed_arg(seed)
     choice(fd, "fd", ("auto", "exhaustive", "directional", "none"))
-    try:
-        x = np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"x must be a float array, could not convert it: {exc}") from None
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"x must be a float array, got dtype {x.dtype}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"x must be finite, found {finite_location(x)}")
+    x = float_array(x, "x")
     pristine = [copy.deepcopy(lay) for lay in layers]
     work = [copy.deepcopy(lay) for lay in layers]
     names = [type(lay).__name__ for lay in layers]

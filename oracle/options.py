@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["callable_arg", "choice", "finite_location", "flag", "jax_mode", "positive_int",
-           "seed_arg"]
+__all__ = ["callable_arg", "choice", "finite_location", "flag", "float_array", "jax_mode",
+           "positive_int", "seed_arg"]
 
 
 def _is_int(value: object) -> bool:
@@ -77,3 +77,16 @@ def finite_location(arr: np.ndarray) -> str:
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     return (f"{int(bad.sum())} NaN/Inf entries (first at index {first}: "
             f"{arr[first]})")
+
+
+def float_array(value: object, name: str) -> np.ndarray:
+    """``value`` as a float array (float dtypes only, not converted) of finite entries."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name} must be a float array, could not convert it: {exc}") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"{name} must be a float array, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, found {finite_location(arr)}")
+    return arr
