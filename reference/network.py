@@ -76,7 +76,7 @@ class Network:
         if required is not None and not (acts[-1].builtin and acts[-1].name == required):
             raise ValueError(
                 f"loss {loss_fn.name!r} needs the last activation to be {required!r}, "
-                f"got {acts[-1].name!r}"
+                f"got {'' if acts[-1].builtin else 'your own '}{acts[-1].name!r}"
             )
         self.layer_sizes: list[int] = sizes
         self.activations: list[Activation] = acts

@@ -482,3 +482,10 @@ def test_hessian_vector_product_of_a_linear_mse_network_is_x_tilde_gram_times_d(
     xt = np.hstack([x, np.ones((4, 1))])
     np.testing.assert_allclose(net.hessian_vector_product(x, t, [d])[0], xt.T @ xt @ d / 4,
                                rtol=1e-13)  # the same 12 products summed in another order
+
+
+def test_a_fused_loss_refuses_a_user_activation_named_like_its_built_in_saying_so():
+    own = Activation("sigmoid", lambda v: 1 / (1 + np.exp(-v)), lambda v: np.exp(-v))
+    with pytest.raises(ValueError, match="needs the last activation to be 'sigmoid', got your "
+                                         "own 'sigmoid'"):
+        Network([2, 1], [own], "binary_cross_entropy")
