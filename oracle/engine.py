@@ -27,10 +27,11 @@ direction d, entries not located"). ``fd="exhaustive"`` gives every entry a sten
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import autodiff
+from . import autodiff, magnitudes
 from .arguments import Arguments, Output
 from .finite_differences import (
     EPS,
@@ -154,13 +155,16 @@ def judge_vjp(
     floor = max(output.pair_magnitude(cotangent), noise_floor)
     phi0 = output.pair(cotangent)
 
-    rows = []
+    def phi_of(values: dict[int, np.ndarray]) -> float:
+        return Output.of(args.call(forward, replace=values)).pair(cotangent)
+
+    judged: dict[int, Row | _Pending] = {}
     for i in wrt:
         name = args.names[i]
         x = args.values[i]
 
         def phi(z: np.ndarray, i: int = i) -> float:
-            return Output.of(args.call(forward, replace={i: z})).pair(cotangent)
+            return phi_of({i: z})
 
         got, ref = hand[i], (None if ad is None else ad[i])
         mode = fd
@@ -169,23 +173,38 @@ def judge_vjp(
                     else "exhaustive")
         one_sided = None if at is None else (lambda values, i=i: at({i: values})[i])
         if mode == "directional":
-            row = _directional_row(phi, phi0, floor, x, got, ref, sizes.get(i, 0.0),
-                                   directions, rng, term(name), name, one_sided)
+            judged[i] = _directional_row(phi, phi0, floor, x, got, ref, sizes.get(i, 0.0),
+                                         directions, rng, term(name), name, one_sided)
+            continue
+        magnitude = sizes.get(i, 0.0)
+        step_note = ""
+        if mode == "exhaustive":
+            values, steps = entry_stencils(phi, x, choose_steps(x), f0=phi0)
+            est = estimate_where_finite(values, steps, noise_floor=floor).reshape(x.shape)
+            if ref is None:  # finite differences alone: do they depend on the step?
+                step_note = _second_step(phi, phi0, x, est, floor)
         else:
-            magnitude = sizes.get(i, 0.0)
-            step_note = ""
-            if mode == "exhaustive":
-                values, steps = entry_stencils(phi, x, choose_steps(x), f0=phi0)
-                est = estimate_where_finite(values, steps, noise_floor=floor).reshape(x.shape)
-                if ref is None:  # finite differences alone: do they depend on the step?
-                    step_note = _second_step(phi, phi0, x, est, floor)
-            else:
-                est = None if ref is not None else _no_source(x.shape)
-            verdicts, note = judge_entries(got, ref, est, magnitude=magnitude, phi=phi, x=x,
-                                           f0=phi0, one_sided=one_sided)
-            note = "; ".join(filter(None, [step_note, note]))
-            row = Row.from_verdicts(None, term(name), "total", verdicts, input=name, note=note)
-        rows.append(row)
+            est = None if ref is not None else _no_source(x.shape)
+        verdicts, note = judge_entries(got, ref, est, magnitude=magnitude, phi=phi, x=x,
+                                       f0=phi0, one_sided=one_sided, joint=False)
+        usable = est is not None and not np.all(np.isnan(est.value))
+        judged[i] = _Pending(verdicts, [step_note, note], None if est is None else est.kink,
+                             joint=usable and not _noisy(est),
+                             doubt=NOISY_DOUBT if usable and _noisy(est) else "")
+
+    pending = {i: p for i, p in judged.items() if isinstance(p, _Pending)}
+    _joint_across({i: p for i, p in pending.items() if p.joint}, args.values, hand, phi_of,
+                  phi0)
+    for p in pending.values():
+        _carry_directions(p)
+    if at is not None and ad is not None:
+        _rounding_doubt(pending, at, {i: args.values[i] for i in pending}, ad)
+    rows = []
+    for i in wrt:
+        p, name = judged[i], args.names[i]
+        rows.append(p if isinstance(p, Row) else Row.from_verdicts(
+            None, term(name), "total", p.verdicts, input=name,
+            note="; ".join(filter(None, p.notes))))
 
     if any(r.sources == ("jax", "fd") and fd != "exhaustive" for r in rows):
         notes.append(f"finite differences: {directions} random unit directions per input "
@@ -204,12 +223,104 @@ def judge_vjp(
             "off" if fd == "none" else "had no finite value")
     else:
         judged_by = "no source of truth could judge"
+    why = [p.doubt for p in pending.values() if p.doubt and p.verdicts.count(DOUBT)]
+    if why:  # a doubt with a cause the engine knows: the headline says it
+        judged_by += "; in doubt: " + "; ".join(dict.fromkeys(why))
     return rows, notes, judged_by
 
 
+NOISY_DOUBT = ("f is noisy (its finite differences measure round-off beyond float64 "
+               "arithmetic: float32 inside, a solver's tolerance), so they cannot separate "
+               "hand from JAX, whose derivative of that arithmetic is no more exact")
+ROUNDING_DOUBT = ("hand and JAX differ by less than the gradient moves when the inputs move "
+                  "by their own rounding (magnitudes.rounding_sensitivity): either may be the "
+                  "right one, rounded")
+
+
+@dataclass
+class _Pending:
+    """One input's verdicts before the ties across inputs are checked and its row is built.
+
+    Attributes:
+        verdicts: the entries (shaped like the input).
+        notes: the row's notes so far.
+        flagged: entries a stencil saw as kinks (None: no stencil per entry).
+        joint: whether its kinks may be checked jointly (a usable, quiet stencil).
+        directions: directional mode: JAX against the random directions' finite differences
+            (what they said of JAX carries over to the entries JAX settled).
+        doubt: why entries are in doubt, for the headline (empty: the row says it).
+    """
+
+    verdicts: EntryVerdicts
+    notes: list[str]
+    flagged: np.ndarray | None = None
+    joint: bool = True
+    directions: EntryVerdicts | None = None
+    doubt: str = ""
+
+
+def _joint_across(pending: dict[int, _Pending], values: dict[int, np.ndarray],
+                  got: dict[int, np.ndarray], phi_of: Callable[[dict], float],
+                  phi0: float) -> None:
+    """Check tied entries jointly over *all* inputs together, in place (``_joint_kinks`` on
+    the inputs flattened and joined): a tie of ``maximum(x, y)`` is between an entry of x and
+    one of y, and routing the cotangent to both passes each one's bracket."""
+    if not pending:
+        return
+    order = sorted(pending)
+    shapes = [np.shape(values[i]) for i in order]
+    cuts = np.cumsum([int(np.prod(sh)) for sh in shapes])[:-1]
+
+    def join(arrays) -> np.ndarray:
+        return np.concatenate([np.asarray(a).reshape(-1) for a in arrays])
+
+    flat_x = join([np.asarray(values[i], dtype=np.float64) for i in order])
+    flat_got = join([np.asarray(got[i], dtype=np.float64) for i in order])
+    flagged = join([np.zeros(sh, bool) if pending[i].flagged is None else pending[i].flagged
+                    for i, sh in zip(order, shapes)])
+    combined = EntryVerdicts(join([pending[i].verdicts.status for i in order]),
+                             join([pending[i].verdicts.expected for i in order]), flat_got,
+                             np.zeros(flat_x.size), np.zeros(flat_x.size), 0.0, ())
+
+    def phi(z: np.ndarray) -> float:
+        return phi_of({i: part.reshape(sh) for i, part, sh in zip(order, np.split(z, cuts),
+                                                                 shapes)})
+
+    note = _joint_kinks(phi, phi0, flat_x, flat_got, combined, flagged=flagged)
+    for i, part in zip(order, np.split(combined.status, cuts)):
+        mine = pending[i].verdicts.status
+        if note and np.any(part != mine.reshape(-1)):
+            pending[i].notes.append(note)
+        mine[...] = part.reshape(mine.shape)
+
+
+def _rounding_doubt(pending: dict[int, _Pending], at: Callable, values: dict[int, np.ndarray],
+                    ad: dict[int, np.ndarray]) -> None:
+    """Turn into doubt, in place, each FAIL whose hand-JAX gap is within what rounding the
+    inputs moves the gradient by (``magnitudes.rounding_sensitivity``, ``ROUNDING_UNITS``
+    eps of it): two right float64 computations can be that far apart (2 (x - mean x) carries
+    the mean's rounding, eps |x|, where JAX's 2 d - mean(2 d) does not), and no source can
+    tell which is nearer the truth. Paid for only where some entry FAILs."""
+    if not any(p.verdicts.count(FAIL) for p in pending.values()):
+        return
+    moved = magnitudes.rounding_sensitivity(at, values, ad)
+    for i, p in pending.items():
+        v = p.verdicts
+        if i not in moved:
+            continue
+        band = v.tolerance + magnitudes.ROUNDING_UNITS * EPS * moved[i]
+        within = (v.status == FAIL) & (v.error <= band)
+        if np.any(within):
+            v.status[within] = DOUBT
+            v.tolerance[within] = band[within]
+            p.doubt = ROUNDING_DOUBT
+            p.notes.append(f"{int(np.sum(within))} entries: {ROUNDING_DOUBT}")
+
+
 def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term, name,
-                     one_sided=None) -> Row:
-    """One input's row in directional mode (see the module docstring)."""
+                     one_sided=None) -> Row | _Pending:
+    """One input in directional mode (see the module docstring): with JAX, its entries'
+    verdicts (``_located``); without, the row of the directions' projections."""
     u = _unit_directions(rng, count, x.shape)
     h = float(choose_steps(np.array(np.max(np.abs(x), initial=0.0))))
     values, steps = direction_stencils(phi, x, u, h, f0=phi0)
@@ -228,8 +339,7 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
         # ... and a flat reading is consistent with JAX's exact projection inside its error.
         consistent = est.flat & (np.abs(project(ref) - est.value) <= SAFETY * est.error + TINY)
         jax_vs_fd.status[(jax_vs_fd.status == DOUBT) & consistent] = PASS
-        return _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, term, name,
-                            one_sided)
+        return _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, one_sided)
     note = f"finite differences along {count} random unit directions"
     scale = float(np.sqrt(np.vdot(got, got)))
     verdicts = judge(project(got), None, est, scale=scale)
@@ -244,12 +354,13 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
     return row
 
 
-def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts, term,
-                 name, one_sided=None) -> Row:
+def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
+             one_sided=None) -> _Pending:
     """Directional mode with JAX: judge every entry against JAX, and give the entries where
     hand and JAX disagree stencils of their own. Where the directions' finite differences
     contradict JAX (aliasing, a kink JAX resolves otherwise, cancellation in JAX's own sums),
-    JAX settles nothing alone: the entries it alone passed are in doubt."""
+    JAX settles nothing alone: the entries it alone passed are in doubt
+    (``_carry_directions``, after the ties are checked)."""
     notes = []
     contradicted = jax_vs_fd.count(FAIL) > 0
     if contradicted:
@@ -259,20 +370,27 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
     verdicts = judge(got, ref, None, magnitude=magnitude)
     status = verdicts.status
     suspects = np.flatnonzero(status.reshape(-1) == FAIL)
+    doubt = ""
     if suspects.size:
-        ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
+        with np.errstate(over="ignore"):
+            ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
         order = suspects[np.argsort(-ratio[suspects], kind="stable")]
         chosen, rest = order[:TARGETED], order[TARGETED:]
         values, steps = entry_stencils(phi, x, choose_steps(x), chosen, f0=phi0)
         est = estimate_where_finite(values, steps, noise_floor=floor)
         idx = np.unravel_index(chosen, x.shape)
         three = judge(got[idx], ref[idx], est, scale=verdicts.scale, magnitude=magnitude[idx])
-        if not _noisy(est):
+        if _noisy(est):
+            # A noisy f's stencils see kinks in their noise: neither a closer look nor JAX's
+            # one-sided derivatives (JAX may differentiate the same low-precision arithmetic)
+            # can separate hand from JAX there.
+            doubt = NOISY_DOUBT
+        else:
             _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
                          three, at=lambda z, c=chosen: _embed(x, c, z), est=est)
-        if one_sided is not None:
-            _one_sided_autodiff(one_sided, x, got[idx], magnitude[idx], three, entries=chosen,
-                                flagged=est.kink)
+            if one_sided is not None:
+                _one_sided_autodiff(one_sided, x, got[idx], magnitude[idx], three,
+                                    entries=chosen, flagged=est.kink)
         status[idx] = three.status
         verdicts.tolerance[idx] = three.tolerance
         notes.append(f"{chosen.size} entries where hand and JAX disagree got stencils of "
@@ -284,19 +402,24 @@ def _located_row(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdi
             status[rest_idx] = FAIL if np.any(three.status == FAIL) and not contradicted \
                 else DOUBT
             notes.append(f"{rest.size} more entries judged against JAX alone")
-    joint = _joint_kinks(phi, phi0, x, got, verdicts)
-    if joint:
-        notes.append(joint)
-    # What the directions said of JAX carries over to the entries JAX settled.
-    if contradicted:
+    verdicts.sources = ("jax", "fd")
+    return _Pending(verdicts, notes, directions=jax_vs_fd, doubt=doubt)
+
+
+def _carry_directions(pending: _Pending) -> None:
+    """What the directions said of JAX carries over to the entries JAX settled (in place)."""
+    jax_vs_fd = pending.directions
+    if jax_vs_fd is None:
+        return
+    status = pending.verdicts.status
+    if jax_vs_fd.count(FAIL):
         status[status == PASS] = DOUBT
     elif jax_vs_fd.count(DOUBT):
         status[status == PASS] = DOUBT
-        notes.append("finite differences could not confirm JAX along some random direction")
+        pending.notes.append("finite differences could not confirm JAX along some random "
+                             "direction")
     elif jax_vs_fd.count(KINK):
-        notes.append("a random direction crosses a kink (entries judged against JAX)")
-    verdicts.sources = ("jax", "fd")
-    return Row.from_verdicts(None, term, "total", verdicts, input=name, note="; ".join(notes))
+        pending.notes.append("a random direction crosses a kink (entries judged against JAX)")
 
 
 def judge_entries(
@@ -311,6 +434,9 @@ def judge_entries(
     problem_scale: float = 0.0,
     one_sided: Callable[[np.ndarray], np.ndarray] | None = None,
     probed: int = 64,
+    joint: bool = True,
+    composite: bool = False,
+    noise_floor: float = 0.0,
 ) -> tuple[EntryVerdicts, str]:
     """Every entry of one term judged: ``verdict.judge``, then, where ``phi`` (the scalar whose
     gradient the term is, as a function of ``x``, the point the term's entries belong to) is
@@ -319,18 +445,55 @@ def judge_entries(
     ``_one_sided_autodiff``), and the kinks checked jointly (``_joint_kinks``). The one judging
     step of every check: the general checks and the local terms of ``check_network`` alike.
 
+    Args:
+        got, ad, est: the term (any shape), JAX's values (or None), finite differences (or
+            None), all shaped like ``x``.
+        noise_floor: the magnitude of the terms ``phi`` is computed from, where it exceeds
+            ``|phi|`` (the closer look's round-off floor, as the stencils' in ``est``).
+        joint: check tied entries jointly here (False: the caller checks ties itself, across
+            several inputs: ``judge_vjp``).
+        composite: the term is a chain rule's total through kinks that its local terms judge
+            (a network's dE/dW and dE/dX, ``check_network``): at a kink of ``phi`` along an
+            entry, a value outside the bracket of one-sided derivatives is doubt, not FAIL.
+            The chain rule with a valid local subgradient at each kink (relu'(0) = 0 where a
+            relu's input is 0 for every sample) is an element of the chain rule's set, which
+            need not lie in one entry's bracket (relu(v) - relu(-v) = v has derivative 1, the
+            chain rule with relu'(0) = 0 gives 0): only the local term can say it is wrong.
+
     Returns:
-        The verdicts and a note (empty unless the joint check of kinks decided something).
+        The verdicts and a note (empty unless the joint check of kinks, or ``composite``,
+        decided something).
     """
     verdicts = judge(got, ad, est, problem_scale=problem_scale, magnitude=magnitude)
     if phi is None or est is None or np.all(np.isnan(est.value)) or _noisy(est):
         return verdicts, ""  # (a noisy f's closer look would only find a confident staircase)
-    _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude, verdicts,
-                 est=est, most=probed)
+    which, kinks = _look_closer(phi, f0, x, got, ad, 0.0 if magnitude is None else magnitude,
+                                verdicts, est=est, most=probed, noise_floor=noise_floor)
+    at_kink = np.asarray(est.kink, bool).reshape(-1).copy()
+    at_kink[which] = kinks  # the closer look knows better where a kink is
     if one_sided is not None:
-        _one_sided_autodiff(one_sided, x, got, 0.0 if magnitude is None else magnitude,
-                            verdicts, flagged=est.kink)
-    return verdicts, _joint_kinks(phi, f0, x, got, verdicts, flagged=est.kink)
+        # A total's stencil can read a kink's two sides as their mean, as JAX's tie rule does
+        # (relu written with maximum): there JAX's own sides look at every failing entry.
+        # (A total's kinks themselves, judged above, are left as they are: JAX's sides cost a
+        # gradient of the whole network each.)
+        flagged = (verdicts.status.reshape(-1) == FAIL) if composite else (
+            np.asarray(est.kink, bool).reshape(-1) | at_kink)
+        decided, sides_differ = _one_sided_autodiff(
+            one_sided, x, got, 0.0 if magnitude is None else magnitude, verdicts,
+            flagged=flagged, with_kinks=not composite)
+        at_kink[decided] = sides_differ  # ... and JAX's exact sides best
+    note = _joint_kinks(phi, f0, x, got, verdicts, flagged=est.kink,
+                        noise_floor=noise_floor) if joint else ""
+    if composite:
+        status = verdicts.status.reshape(-1)
+        through = at_kink & (status == FAIL)
+        if np.any(through):
+            status[through] = DOUBT
+            note = "; ".join(filter(None, [note, (
+                f"{int(np.sum(through))} entries at a kink lie outside its one-sided "
+                "derivatives: a chain rule through kinks may (the local terms judge each "
+                "kink's derivative)")]))
+    return verdicts, note
 
 
 PROBED = 64
@@ -389,14 +552,20 @@ def _embed(x: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=None,
-                 est: FDEstimate | None = None, most: int = 64) -> None:
+                 est: FDEstimate | None = None, most: int = 64, noise_floor: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-judge, in place, the entries where the first stencil could not decide (doubt), saw a
     kink, or failed by little, with ``finite_differences.kink_probe``: one-sided derivatives with
     measured round-off at shrinking steps, which tell a kink at x (and its exact bracket, even
     where f is curved on both sides) from a kink beside x (left behind by a smaller step).
 
     ``at`` maps the (flat) entries' values to a full argument of ``phi`` when ``x`` holds only
-    some entries of the input (directional mode's targeted entries)."""
+    some entries of the input (directional mode's targeted entries).
+
+    Returns ``(which, kink)``: the flat indices of the entries re-judged, and for each whether
+    the closer look found a kink *at* x there (False: smooth at x, the stencil's kink was
+    beside it)."""
+    none = (np.zeros(0, np.intp), np.zeros(0, bool))
     status = verdicts.status.reshape(-1)
     expected = verdicts.expected.reshape(-1)
     gap = np.abs(np.asarray(got, dtype=np.float64).reshape(-1) - expected)
@@ -409,13 +578,15 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
     # only a one-sided slope of a kink *beside* x is no subgradient at x.
     suspects = np.flatnonzero((status == DOUBT) | (status == KINK) | ((status == FAIL) & near))
     if not suspects.size:
-        return
-    ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
+        return none
+    with np.errstate(over="ignore"):  # (an error far beyond a tolerance of ~0: inf, first)
+        ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
     suspects = suspects[np.argsort(-ratio[suspects], kind="stable")][:most]
     flat_x = np.asarray(x, dtype=np.float64).reshape(-1)
     shape = np.shape(x)
     f = (lambda z: phi(np.reshape(z, shape))) if at is None else (lambda z: phi(at(z)))
-    probe = kink_probe(f, flat_x, suspects, choose_steps(flat_x), f0=phi0)
+    probe = kink_probe(f, flat_x, suspects, choose_steps(flat_x), f0=phi0,
+                       noise_floor=noise_floor)
     looked = np.isfinite(probe.value)
     if est is not None:
         # A closer look replaces a stencil with something less precise only where the two
@@ -425,7 +596,7 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
         agree = np.abs(probe.value - value) <= SAFETY * (before + probe.error)
         looked &= probe.kink | ~np.isfinite(before) | (probe.error <= before) | ~agree
     if not np.any(looked):
-        return
+        return none
     which = suspects[looked]
 
     def pick(a):
@@ -438,6 +609,7 @@ def _look_closer(phi, phi0, x, got, ref, magnitude, verdicts: EntryVerdicts, at=
                                             np.shape(got)).reshape(-1)[which])
     status[which] = again.status
     verdicts.tolerance.reshape(-1)[which] = again.tolerance
+    return which, np.asarray(sub.kink, bool)
 
 
 TIE_GROUP = 12
@@ -491,7 +663,8 @@ def _tie_groups(phi, phi0, x: np.ndarray, candidates: np.ndarray, scale: float) 
     return [sorted(g) for g in groups.values() if len(g) >= 2]
 
 
-def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts, flagged=None) -> str:
+def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts, flagged=None,
+                 noise_floor: float = 0.0) -> str:
     """Check tied entries *jointly*, in place; return a note when it decided something.
 
     Each entry alone only has to lie in its own bracket of one-sided slopes, but at a tie (of a
@@ -526,7 +699,7 @@ def _joint_kinks(phi, phi0, x, got, verdicts: EntryVerdicts, flagged=None) -> st
         d = d.reshape(np.shape(x))
         h = choose_steps(np.array([np.max(np.abs(flat[group]), initial=0.0)]))
         along = kink_probe(lambda s, d=d: phi(x + s[0] * d), np.zeros(1), np.array([0]), h,
-                           f0=phi0)
+                           f0=phi0, noise_floor=noise_floor)
         if not np.isfinite(along.value[0]):
             continue
         total = float(np.sum(hand[group]))
@@ -555,7 +728,8 @@ farther from x than that is beside it, not at it."""
 
 
 def _one_sided_autodiff(one_sided, x: np.ndarray, got, magnitude, verdicts: EntryVerdicts,
-                        entries: np.ndarray | None = None, flagged=None) -> None:
+                        entries: np.ndarray | None = None, flagged=None, with_kinks: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Decide, in place, each entry judged a kink, or seen as one by a stencil (``flagged``),
     with JAX's exact one-sided derivatives.
 
@@ -565,15 +739,21 @@ def _one_sided_autodiff(one_sided, x: np.ndarray, got, magnitude, verdicts: Entr
     value must be JAX's own; different sides bracket every subgradient exactly.
 
     ``entries``: the flat indices in x that the (flat) verdicts stand for (default: all);
-    ``got`` and ``magnitude`` are aligned with the verdicts.
+    ``got`` and ``magnitude`` are aligned with the verdicts. ``with_kinks=False``: only the
+    ``flagged`` entries, not every entry judged a kink.
+
+    Returns ``(decided, kink)``: the (flat) verdict indices JAX decided, and for each whether
+    its sides differ (a kink at x) or not (smooth at x).
     """
     status = verdicts.status.reshape(-1)
-    at_kink = status == KINK
+    at_kink = (status == KINK) if with_kinks else np.zeros(status.size, bool)
     if flagged is not None:  # a kink some stencil saw, whatever was concluded from it
         at_kink |= np.asarray(flagged, bool).reshape(-1)
     kinks = np.flatnonzero(at_kink)[:PROBED]
+    decided: list[int] = []
+    found: list[bool] = []
     if not kinks.size:
-        return
+        return np.zeros(0, np.intp), np.zeros(0, bool)
     flat = np.asarray(x, dtype=np.float64).reshape(-1)
     where = np.arange(flat.size) if entries is None else np.asarray(entries)
     hand = np.asarray(got, dtype=np.float64).reshape(-1)
@@ -598,7 +778,10 @@ def _one_sided_autodiff(one_sided, x: np.ndarray, got, magnitude, verdicts: Entr
         drift = abs(values[1.0] - values[2.0]) + abs(values[-1.0] - values[-2.0])
         lo, hi = min(sides), max(sides)
         tol = TAU * (abs(lo) + abs(hi) + abs(hand[k]) + drift) + TERM_RTOL * sizes[k] + TINY
+        decided.append(int(k))
+        found.append(bool(hi - lo > tol))
         if hi - lo <= tol:  # smooth at x: the derivative is JAX's
             status[k] = PASS if abs(hand[k] - (lo + hi) / 2) <= tol else FAIL
         else:
             status[k] = KINK if lo - tol <= hand[k] <= hi + tol else FAIL
+    return np.array(decided, dtype=np.intp), np.array(found, dtype=bool)

@@ -27,6 +27,14 @@ saves two products the size of the first layer's weights.
 ``loss_value_magnitude`` bounds the rounding of E itself (in units of eps), which finite
 differences use as their round-off floor: cross-entropy's E = 1e-7 may come from terms ~16.
 
+``rounding_sensitivity`` measures the other half of a gradient's rounding, for user code whose
+structure the oracle does not know: how far the gradient moves when its inputs move by their
+own rounding. A value computed from an intermediate of the inputs' size carries that
+intermediate's rounding (2 (x - mean x) at x ~ 1e4 + 1e-3 is off by eps 1e4 in every entry,
+far more than eps times its terms ~1e-3); that is the gradient at inputs moved by ~eps |x|, so
+two right computations may differ by ~eps |H| |x| (H: the gradient's Jacobian, the Hessian of a
+scalar f).
+
 (First written for the property suite, which found the cases; the oracle owns it now.)
 """
 
@@ -51,9 +59,26 @@ __all__ = [
     "loss_terms_magnitude",
     "loss_value_magnitude",
     "network_magnitudes",
+    "rounding_sensitivity",
 ]
 
 TERM_RTOL = 1e-12
+
+ROUNDING_UNITS = 32.0
+"""A right float64 gradient is (to first order) the exact one at inputs moved by at most ~32
+eps relative: each intermediate of the inputs' size that it is computed from (a mean, a sum, a
+difference) rounds once by eps/2 of its size, and a handful of them lie on any path; 32 leaves
+a margin of 4 over 8 such roundings. ``rounding_sensitivity`` is in units of that eps."""
+
+SENSITIVITY_STEP = 2.0**-20
+"""``rounding_sensitivity`` moves the inputs by 2^-20 (~1e-6) relative: the gradients' own
+rounding (~eps / 1e-6 = 2e-10 of their terms) and their curvature (~1e-6) stay far below the
+change it measures, and a kink crossed on the way adds at most its jump x 1e-10 to a tolerance
+(``ROUNDING_UNITS`` eps / 2^-20 = 7e-9 of the jump)."""
+
+SENSITIVITY_PROBES = 3
+"""Random sign patterns per measurement (a pattern of all equal signs sees H x, which cancels
+for a shift-invariant f; with three the chance that all three cancel is 1/2^(3 (n - 1)))."""
 
 
 @dataclass(frozen=True)
@@ -209,3 +234,40 @@ def loss_terms_magnitude(
         value = abs(float(loss.value(y, t)))
     bound = float(np.sum(np.abs(y - t) * (np.abs(y) + np.abs(t) + err_y))) / batch + value
     return bound if np.isfinite(bound) else value
+
+
+def rounding_sensitivity(
+    gradient_at, values: dict[int, np.ndarray], base: dict[int, np.ndarray], *,
+    seed: int = 0x5E45,
+) -> dict[int, np.ndarray]:
+    """How far each entry of a gradient moves per eps of relative rounding of all its inputs:
+    ``max_r |g(x (1 + d r)) - g(x)| / d`` over ``SENSITIVITY_PROBES`` random sign patterns r
+    (d = ``SENSITIVITY_STEP``), which estimates ``|H| |x|`` (every input's share, its
+    terms' signs scrambled so that they do not cancel).
+
+    Args:
+        gradient_at: ``{input position: array} -> {input position: gradient}``, the same
+            gradient (JAX's VJP, same cotangent) at other input values.
+        values: the inputs, by position (float arrays of any shape).
+        base: the gradient at ``values``, by position (shaped like the inputs).
+
+    Returns:
+        Per position present in ``base``, an array shaped like that input (0 where nothing
+        could be measured: non-finite values, or ``gradient_at`` raising).
+    """
+    rng = np.random.default_rng(seed)
+    out = {i: np.zeros(np.shape(base[i])) for i in base}
+    for _ in range(SENSITIVITY_PROBES):
+        moved = {i: np.asarray(x, dtype=np.float64) * (1.0 + SENSITIVITY_STEP * rng.choice(
+            [-1.0, 1.0], size=np.shape(x))) for i, x in values.items()}
+        try:
+            with np.errstate(all="ignore"):
+                again = gradient_at(moved)
+        except Exception:  # the program does not run there: nothing measured
+            continue
+        for i in out:
+            with np.errstate(all="ignore"):
+                change = np.abs(np.asarray(again[i], dtype=np.float64) - base[i])
+            out[i] = np.maximum(out[i], np.where(np.isfinite(change), change, 0.0)
+                                / SENSITIVITY_STEP)
+    return out

@@ -247,7 +247,21 @@ def check_network(
                 elif mode == "exhaustive":
                     est = network_fd.input_fd(weights, forward.xs, t, acts, loss, k,
                                               noise_floor=e_floor, reference=ad)
-                verdicts = verdict(got, ad, est, magnitudes.dense(magnitude))
+                # The same closer look as every judged term (kinks probed, JAX's one-sided
+                # derivatives), with E as a function of W_k (or X_k). A total is a chain rule's
+                # result through kinks, which the local rows judge one by one: outside a
+                # kink's bracket it is doubt, and entries tied through shared kinks are not
+                # checked jointly (the chain rule's sum along them need not lie in their
+                # bracket either: hand = JAX would be put in doubt).
+                phi = network_fd.loss_of(weights, forward.xs, t, acts, loss, k, term[1])
+                point = weights[k] if term == "dW" else forward.xs[k]
+                sides = None if totals is None else _one_sided(weights, forward.xs, t, acts,
+                                                               loss, k, term)
+                with np.errstate(all="ignore"):
+                    verdicts, note = judge_entries(
+                        got, ad, est, magnitude=magnitudes.dense(magnitude), phi=phi,
+                        x=point, f0=phi(point), problem_scale=problem_scale,
+                        one_sided=sides, composite=True, joint=False, noise_floor=e_floor)
             rows.append(Row.from_verdicts(k, term, "total", verdicts, note=note))
 
     if check_step:
@@ -255,6 +269,20 @@ def check_network(
 
     annotate_symptoms(rows)
     return Report(rows, strict=strict, title="network check", notes=notes)
+
+
+def _one_sided(weights, xs, t, acts, loss, k: int, term: str) -> Callable:
+    """JAX's dE/dW_k (``term`` "dW") or dE/dX_k ("dX") at other values of W_k (of X_k): the
+    network from layer k on, as a function of that array (for the engine's one-sided
+    derivatives at kinks)."""
+    def at(z: np.ndarray) -> np.ndarray:
+        ws = list(weights[k:])
+        if term == "dW":
+            ws[0] = z
+        dws, dxs = autodiff.network_grads(ws, z if term == "dX" else xs[k], t, acts[k:], loss)
+        return dws[0] if term == "dW" else dxs[0]
+
+    return at
 
 
 def _locate(row: Row, got, ad, problem_scale, magnitude) -> Row:

@@ -46,6 +46,7 @@ __all__ = [
     "directional_fd",
     "input_fd",
     "loss_fd",
+    "loss_of",
     "weight_fd",
 ]
 
@@ -313,6 +314,27 @@ def input_fd(
     per_item = widest if separable else batch * widest
     return _stencil(evaluate, h, base, per_item, reference=reference, noise_floor=noise_floor,
                     progress=None).reshape(x.shape)
+
+
+def loss_of(
+    weights: Sequence[np.ndarray],
+    xs: Sequence[np.ndarray],
+    t: np.ndarray,
+    activations: Sequence[Activation],
+    loss: Loss,
+    k: int,
+    wrt: str,
+) -> Callable[[np.ndarray], float]:
+    """E as a function of one layer's weights (``wrt="W"``: ``W_k`` of shape
+    ``(n_k + 1, n_{k+1})``) or of its input (``wrt="X"``: ``X_k`` of shape ``(B, n_k)``), the
+    rest of the network as it is: the scalar whose gradient a total is, for the engine's closer
+    look at single entries (``engine.judge_entries``)."""
+    def value(z: np.ndarray) -> float:
+        x, w = (xs[k], z) if wrt == "W" else (z, weights[k])
+        v = dense_forward(x, w, activations[k])[0]
+        return float(_finish(v[None], k, weights, activations, loss, t)[0])
+
+    return value
 
 
 @dataclass(frozen=True)

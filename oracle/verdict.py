@@ -33,6 +33,9 @@ Decision table, with JAX available (ha: hand~JAX, af: JAX~FD, hf: hand~FD)::
 
 Without JAX (untraceable user code): hf -> pass; kink -> doubt (finite differences cannot tell
 a kink at x from one a hair beside it); FD too inaccurate to judge -> doubt; else FAIL.
+
+A noisy stencil (f's measured round-off beyond float64 arithmetic) confirms nothing and
+brackets no kink: its broken slope pattern is noise, so its entries end in doubt.
 """
 
 from __future__ import annotations
@@ -187,7 +190,10 @@ def judge(
         tol_fd = SAFETY * err + TAU * (base + floor) + rounding
         hf = np.abs(got - fdv) <= tol_fd
         af = np.abs(ad - fdv) <= tol_fd
-        kinked = fd.kink & fd_ok
+        # A noisy f's stencil breaks its slope pattern by noise, not by a kink: its kink flags
+        # bracket nothing (and a "kink" would count as a pass).
+        noisy = np.zeros(shape, bool) if fd.noisy is None else np.asarray(fd.noisy, bool)
+        kinked = fd.kink & fd_ok & ~noisy
         # fd.lo/hi already carry the round-off slack; add only the relative tolerance.
         in_bracket = (got >= fd.lo - tau * (np.abs(fd.lo) + floor) - rounding) & (
             got <= fd.hi + tau * (np.abs(fd.hi) + floor) + rounding)
@@ -196,8 +202,7 @@ def judge(
         useless = (err > FD_USELESS * (base + scale)) & (scale > 0)
         # A noisy f (measured round-off beyond honest float64 arithmetic) cannot confirm: its
         # differences may only separate (FAIL) or leave in doubt.
-        if fd.noisy is not None:
-            useless = useless | (np.asarray(fd.noisy, bool) & fd_ok)
+        useless = useless | (noisy & fd_ok)
         # A stencil flat to round-off confirms nothing: the slope is below what f's rounding
         # shows (where hand and JAX agree, it is consistent with them: JAX is exact). It can
         # still show a value far above that wrong; a blank one (all exactly 0) shows nothing.
