@@ -158,23 +158,25 @@ def _as_jax_computes(fn: Callable, x: np.ndarray) -> np.ndarray:
         return np.asarray(fn(jnp.asarray(x)))
 
 
-def _traced_once(fn: Callable, x: np.ndarray) -> Callable:
-    """``fn`` for JAX arrays (JAX differentiates it); for numpy arrays shaped like x, the same
-    program traced once and run by numpy (``jaxpr_numpy``): the finite differences call it
-    dozens of times, and eager JAX would dispatch every primitive of grad f each time (~50 ms
-    a call for a small network). Value-dependent control flow cannot be traced abstractly:
-    then every call is eager."""
+def _traced_once(fn: Callable, *example: object) -> Callable:
+    """``fn`` for JAX arrays (JAX differentiates it); for numpy arguments shaped like
+    ``example``, the same program traced once and run by numpy (``jaxpr_numpy``): finite
+    differences call it dozens of times, and eager JAX would dispatch every primitive of the
+    derivative each time (~5-50 ms a call for a small layer or network). Value-dependent control
+    flow cannot be traced abstractly: then every call is eager."""
     from .jaxpr_numpy import numpy_program
 
+    shapes = [np.shape(a) for a in example]
     try:
-        run = numpy_program(fn, x)
+        run = numpy_program(fn, *example)
     except Exception:  # control flow on values: eager JAX
         return fn
 
-    def both(z):
-        if isinstance(z, np.ndarray) and z.shape == x.shape:
-            return run(z.astype(np.float64, copy=False))
-        return fn(z)
+    def both(*args):
+        if all(isinstance(a, (np.ndarray, float, int)) and np.shape(a) == s
+               for a, s in zip(args, shapes)) and len(args) == len(shapes):
+            return run(*args)
+        return fn(*args)
 
     return both
 
@@ -262,9 +264,8 @@ def check_double_backward(
         return tuple(grads) if len(grads) > 1 else grads[0]
 
     names = Arguments.of(forward, inputs).names
-    reference_backward.__signature__ = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-         for n in ("dout", *names)])
+    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                   for n in ("dout", *names)])
     how = "JAX's VJP of forward"
     if options.get("jax", True) is False:
         reference_backward = backward
@@ -285,6 +286,10 @@ def check_double_backward(
                 how = (f"the user's backward (JAX could not trace forward: "
                        f"{type(exc).__name__}); a wrong first backward is checked against "
                        "itself here")
+    if reference_backward is not backward:
+        reference_backward = _traced_once(reference_backward, np.asarray(dout, np.float64),
+                                          *inputs)
+        reference_backward.__signature__ = signature  # check_vjp names the inputs by it
     report = check_vjp(reference_backward, double_backward, (dout, *inputs), cotangent=ddx,
                        **options)
     report.notes.append(f"double backward checked against the VJP of {how}")
