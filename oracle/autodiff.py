@@ -65,29 +65,38 @@ def network_grads(
     t: np.ndarray,
     activations: Sequence[Activation],
     loss: Loss,
+    slopes: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Return ``(dE/dW_k for every k, dE/dX_k for every layer input k)`` by JAX.
 
     ``dE/dX_0`` is the gradient with respect to the network's input ``x (B, n0)``;
     ``dE/dX_k`` (k >= 1) is with respect to layer k's input, the output of layer k-1.
+    ``slopes[k]`` (B, n_{k+1}): added to JAX's derivative of layer k's activation, entry by
+    entry, and to nothing else: ``Y = act(V) + slopes (V - stop_gradient(V))`` has the same
+    value and the derivative ``act' + slopes`` (``check_network`` uses it to take, at kinks,
+    the subgradient the hand-derived act' chose instead of JAX's tie rule).
     """
     n = len(weights)
     acts, losses = tuple(activations), loss
+    tilted = [None] * n if slopes is None else list(slopes)
 
-    def energy(ws, offsets, x0, t0):
+    def energy(ws, offsets, x0, t0, extra):
         h = x0 + offsets[0]
         for k in range(n):
             v, y = dense_forward(h, ws[k], acts[k])
+            if extra[k] is not None:
+                y = y + extra[k] * (v - jax.lax.stop_gradient(v))
             h = y + offsets[k + 1] if k + 1 < n else y
         return _loss_value(losses, v, y, t0)
 
-    key = ("network", tuple(w.shape for w in weights), x.shape, t.shape, acts, losses)
+    key = ("network", tuple(w.shape for w in weights), x.shape, t.shape, acts, losses,
+           tuple(s is not None for s in tilted))
     grad = _maybe_jit(key, jax.grad(energy, argnums=(0, 1)))
     widths = [x.shape[1]] + [w.shape[1] for w in weights[:-1]]
     offsets = [np.zeros((x.shape[0], m)) for m in widths]
     # numpy arguments as they are: JAX takes them in as float64 (x64 is on) without a copy of
     # its own first, which jnp.asarray would make.
-    dws, dxs = traceable(grad, list(weights), offsets, x, t)
+    dws, dxs = traceable(grad, list(weights), offsets, x, t, tilted)
     return [to_numpy(d) for d in dws], [to_numpy(d) for d in dxs]
 
 

@@ -36,6 +36,7 @@ from . import autodiff
 from .arguments import Arguments, Output
 from .closer_look import (
     NOISY_DOUBT,
+    PROBED,
     _embed,
     _joint_across,
     _joint_kinks,
@@ -67,7 +68,8 @@ from .verdict import (
     judge,
 )
 
-__all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_entries", "judge_vjp", "validate_gradient"]
+__all__ = ["MAX_EXHAUSTIVE", "TARGETED", "judge_entries", "judge_suspects", "judge_vjp",
+           "validate_gradient"]
 
 MAX_EXHAUSTIVE = 2_000
 """Default: an input with at most this many entries gets a stencil per entry."""
@@ -416,4 +418,69 @@ def judge_entries(
                 f"{int(np.sum(through))} entries at a kink lie outside its one-sided "
                 "derivatives: a chain rule through kinks may (the local terms judge each "
                 "kink's derivative)")]))
+            # The closer look examines at most PROBED entries (each costs JAX gradients).
+            # Where the examined ones show this total running through kinks, a failing entry
+            # it did not reach whose stencil saw a kink may be one more: doubt, not FAIL (a
+            # failing entry whose stencil is smooth, or that was examined and found smooth,
+            # stays FAIL: that is a bug's evidence).
+            unexamined = (status == FAIL) & np.asarray(est.kink, bool).reshape(-1)
+            unexamined[which] = False
+            if one_sided is not None:
+                unexamined[decided] = False
+            if np.any(unexamined):
+                status[unexamined] = DOUBT
+                note += (f"; {int(np.sum(unexamined))} more failing entries, beyond the closer "
+                         f"look's {PROBED}, in doubt for the same reason")
     return verdicts, note
+
+
+def judge_suspects(
+    got: np.ndarray,
+    ad: np.ndarray,
+    *,
+    phi: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    magnitude: np.ndarray | float = 0.0,
+    problem_scale: float = 0.0,
+    one_sided: Callable[[np.ndarray], np.ndarray] | None = None,
+    composite: bool = False,
+    noise_floor: float = 0.0,
+) -> tuple[EntryVerdicts, str]:
+    """A term too large for stencils at every entry, with JAX: every entry judged against JAX,
+    then the entries where hand and JAX disagree (the worst ``TARGETED``) get stencils of their
+    own and ``judge_entries``' closer look, as an exhaustive check would give them (a kink's
+    bracket, JAX's one-sided derivatives, ``composite``); beyond the cap, FAIL where a stencil
+    already separated hand from JAX, else doubt. Arguments as for ``judge_entries``, all shaped
+    like ``x``.
+    """
+    magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), x.shape)
+    verdicts = judge(got, ad, None, problem_scale=problem_scale, magnitude=magnitude)
+    status, tolerance = verdicts.status.reshape(-1), verdicts.tolerance.reshape(-1)
+    suspects = np.flatnonzero(status == FAIL)
+    if not suspects.size:
+        return verdicts, ""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
+    order = suspects[np.argsort(-ratio[suspects], kind="stable")]
+    chosen, rest = order[:TARGETED], order[TARGETED:]
+    f0 = phi(x)
+    values, steps = entry_stencils(phi, x, choose_steps(x), chosen, f0=f0)
+    est = estimate_where_finite(values, steps, noise_floor=noise_floor)
+
+    def pick(a: np.ndarray) -> np.ndarray:
+        return np.reshape(a, -1)[chosen]
+
+    sides = None if one_sided is None else (lambda z: pick(one_sided(_embed(x, chosen, z))))
+    three, note = judge_entries(
+        pick(got), pick(ad), est, magnitude=pick(magnitude),
+        phi=lambda z: phi(_embed(x, chosen, z)), x=pick(x), f0=f0,
+        problem_scale=problem_scale, one_sided=sides, joint=False, composite=composite,
+        noise_floor=noise_floor)
+    status[chosen], tolerance[chosen] = three.status, three.tolerance
+    if rest.size:
+        status[rest] = FAIL if np.any(three.status == FAIL) else DOUBT
+    verdicts.sources = ("jax", "fd")
+    said = f"{chosen.size} entries where hand and JAX disagree got stencils of their own"
+    if rest.size:
+        said += f"; {rest.size} more judged against JAX alone"
+    return verdicts, "; ".join(filter(None, [said, note]))

@@ -63,8 +63,40 @@ def test_a_valid_relu_subgradient_is_no_failure_of_a_network_total(choice):
     net, x, t = _maximum_relu_net(choice)
     report = check_network(net, x, t)
     assert report.ok, str(report)
+    # JAX's totals are taken through the hand's relu'(0), which the local row accepted: the
+    # total then agrees with JAX's chain rule at every entry, the kinks' as kinks.
     total = _row(report, 0, "dW", "total")
-    assert total.status == "doubt" and total.wrong == 0, str(report)
+    assert total.status == "kink" and total.wrong == 0, str(report)
+    assert any("taken through the hand's act'" in n for n in report.notes), report.notes
+
+
+def _wide_maximum_relu_net(choice: str):
+    """[60, 50, 40, 3] (terms of 3,050 and 2,040 entries: beyond MAX_EXHAUSTIVE, so ``auto``
+    judges them along random directions), relu as maximum(v, 0) in both hidden layers, with
+    units 0-4 of layer 0 and 0-3 of layer 1 at V = 0 on every sample."""
+    act = Activation("relu_max", lambda v: namespace_of(v).maximum(v, 0.0), RELU_DF[choice])
+    net = Network([60, 50, 40, 3], [act, act, "identity"], "mse", seed=3)
+    w0, w1, w2 = (w.copy() for w in net.weights)
+    w0[:, :5], w1[:, :4] = 0.0, 0.0
+    net.weights = [w0, w1, w2]
+    rng = np.random.default_rng(0)
+    return net, rng.normal(size=(8, 60)), rng.normal(size=(8, 3))
+
+
+@pytest.mark.parametrize("fd", ["auto", "directional"])
+@pytest.mark.parametrize("choice", ["gt", "ge"])
+def test_a_valid_relu_subgradient_is_no_failure_of_a_wide_networks_totals(choice, fd):
+    # Random directions read relu's kink as JAX's tie rule (their central differences average
+    # the two sides): only JAX taken through the hand's relu'(0) keeps the totals from FAILing.
+    net, x, t = _wide_maximum_relu_net(choice)
+    report = check_network(net, x, t, fd=fd)
+    assert report.count("FAIL") == 0, str(report)
+
+
+def test_a_wrong_relu_derivative_at_its_kink_fails_locally_in_a_wide_network():
+    net, x, t = _wide_maximum_relu_net("minus_one")
+    report = check_network(net, x, t, fd="directional")
+    assert (report.first_failure.term, report.first_failure.scope) == ("activation", "local")
 
 
 @pytest.mark.parametrize("composite, status", [(False, "FAIL"), (True, "doubt")])
