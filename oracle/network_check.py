@@ -30,6 +30,7 @@ from reference import Network
 from reference.passes import Trace, forward_pass, loss_from_trace
 
 from . import autodiff, magnitudes, network_fd
+from .closer_look import ONE_SIDED_STEP
 from .engine import judge_entries, judge_suspects
 from .finite_differences import EPS
 from .jax_support import UntraceableError
@@ -203,7 +204,7 @@ def check_network(
                        problem_scale) if local else []
 
     # ---- totals -----------------------------------------------------------------------------
-    slopes = _accepted_subgradients(rows, trace, acts, loss, notes)
+    slopes = _accepted_subgradients(trace, acts, loss, notes)
     totals = _try_jax(autodiff.network_grads, weights, x, t, acts, loss, slopes, notes=notes,
                       what="the network's forward")
     ad_dw, ad_dx = totals if totals is not None else (None, None)
@@ -289,39 +290,42 @@ def check_network(
     return Report(rows, strict=strict, title="network check", notes=notes)
 
 
-def _accepted_subgradients(rows: list[Row], trace: Trace, acts, loss, notes: list[str]
+def _accepted_subgradients(trace: Trace, acts, loss, notes: list[str]
                            ) -> list[np.ndarray | None] | None:
-    """Where a layer's hand-derived act' differs from JAX's derivative and the layer's local
-    row judged it right (a kink, where both are valid subgradients: relu'(0) = 0 against the
-    1/2 of relu written with ``maximum``), the difference, per entry of V; None elsewhere.
-    The totals are then judged against JAX's chain rule taken through the hand's choice
-    (``autodiff.network_grads``' ``slopes``): a total is the chain rule with the local terms the
-    hand computed, and each of those is judged in its own row."""
-    accepted = {r.layer for r in rows if r.term == "activation" and r.scope == "local"
-                and r.status != FAIL}
+    """Where a layer's hand-derived act' differs from JAX's derivative at a kink of the
+    activation (JAX's one-sided derivatives just left and right of V differ) and lies between
+    them (a valid subgradient: relu'(0) = 0 against the 1/2 of relu written with ``maximum``),
+    the difference, per entry of V; None elsewhere. The totals are then judged against JAX's
+    chain rule taken through the hand's choice (``autodiff.network_grads``' ``slopes``): a total
+    is the chain rule with the local terms the hand computed, each judged in its own row. A
+    hand act' off JAX's anywhere else is left to those rows (and to the totals as they are)."""
     last = len(acts) - 1
     slopes: list[np.ndarray | None] = [None] * len(acts)
     count = 0
     for k, act in enumerate(acts):
-        if k not in accepted or not act.elementwise or (k == last and loss.fused):
+        if not act.elementwise or (k == last and loss.fused):
             continue
         v = trace.vs[k]
+        step = ONE_SIDED_STEP * np.maximum(1.0, np.abs(v))
         try:
             with np.errstate(all="ignore"):
                 hand = np.asarray(act.df(v), dtype=np.float64)
-                ad = autodiff.activation_derivative(act, v)
+                ad, left, right = (autodiff.activation_derivative(act, z)
+                                   for z in (v, v - step, v + step))
         except Exception:  # JAX cannot trace it: no totals by JAX anyway
             continue
         # Beyond both values' rounding (a few ulp of terms of size 1 + |act'|): a choice.
-        differ = np.abs(hand - ad) > 1e-8 * (1.0 + np.abs(hand) + np.abs(ad))
-        if np.any(differ):
-            slopes[k] = np.where(differ, hand - ad, 0.0)
-            count += int(np.sum(differ))
+        tol = 1e-8 * (1.0 + np.abs(hand) + np.abs(left) + np.abs(right))
+        kink = np.abs(right - left) > tol
+        inside = (np.minimum(left, right) - tol <= hand) & (hand <= np.maximum(left, right) + tol)
+        chosen = kink & inside & (np.abs(hand - ad) > tol)
+        if np.any(chosen):
+            slopes[k] = np.where(chosen, hand - ad, 0.0)
+            count += int(np.sum(chosen))
     if not count:
         return None
-    notes.append(f"JAX's totals taken through the hand's act' at {count} entries of V where it "
-                 "differs from JAX's derivative and the local rows accepted it (kinks: another "
-                 "valid subgradient than JAX's tie rule)")
+    notes.append(f"JAX's totals taken through the hand's act' at {count} kinks of V where it "
+                 "is another valid subgradient than JAX's derivative there (its tie rule)")
     return slopes
 
 

@@ -31,7 +31,7 @@ from oracle.finite_differences import (  # noqa: E402
 )
 from oracle.magnitudes import rounding_sensitivity  # noqa: E402
 from oracle.verdict import judge  # noqa: E402
-from reference import Activation, Network  # noqa: E402
+from reference import Activation, Network, get_activation  # noqa: E402
 from reference.array_namespace import namespace_of  # noqa: E402
 
 # --- a network's relu written with maximum ----------------------------------------------------
@@ -257,3 +257,15 @@ def test_log_beside_its_domains_edge_by_finite_differences_alone(bug, ok):
     report = check_gradient(lambda z: jnp.sum(jnp.log(z)), grad, np.array([1e-6, 0.5, 2.0]),
                             jax=False)
     assert report.ok == ok and report.count("doubt") == 0, str(report)
+
+
+def test_a_hand_act_prime_off_jax_away_from_any_kink_is_not_taken_into_the_totals():
+    # Only a valid subgradient at a kink may stand in for JAX's derivative: tanh' off by 1e-4
+    # everywhere is a bug, and the totals must show it as one.
+    tanh = get_activation("tanh")
+    off = Activation("tanh_off", tanh.f, lambda v: (1 + 1e-4) * tanh.df(v))
+    net = Network([3, 4, 2], [off, "identity"], "mse", seed=3)
+    rng = np.random.default_rng(3)
+    report = check_network(net, rng.normal(size=(5, 3)), rng.normal(size=(5, 2)))
+    assert _row(report, 0, "dW", "total").status == "FAIL", str(report)
+    assert not any("taken through the hand's act'" in n for n in report.notes), report.notes
