@@ -785,6 +785,34 @@ for _scale in (1.0, 1e-6):
         _add(relu_maximum_network_case(_scale, _choice,
                                        fast=_scale == 1e-6 and _choice in ("gt", "minus_one_at_0")))
 
+_family("relu-maximum-wide", 3, "the same relu written with jnp.maximum in both hidden layers "
+        "of [60, 50, 40, 3] (terms of 3,050 and 2,040 entries: beyond check_network's exhaustive "
+        "size, so judged along random directions), units 0-4 of layer 0 and 0-3 of layer 1 at "
+        "V = 0 on every sample. Right: relu'(0) = 0, 1 or 1/2; wrong: relu'(0) = -1, or 0.05 "
+        "for every v < 0")
+
+
+def relu_maximum_wide_case(choice: str) -> NetworkCase:
+    """Class 3: ``relu_maximum_network_case`` on a network too wide for exhaustive totals."""
+
+    def build():
+        act = Activation("relu_maximum", _relu_maximum, _RELU_DF[choice])
+        net = Network([60, 50, 40, 3], [act, act, "identity"], "mse", seed=3)
+        w0, w1, w2 = (w.copy() for w in net.weights)
+        w0[:, :5], w1[:, :4] = 0.0, 0.0
+        net.weights = [w0, w1, w2]
+        rng = np.random.default_rng(0)
+        return net, rng.normal(size=(8, 60)), rng.normal(size=(8, 3))
+
+    return NetworkCase(
+        name=f"3-relu-maximum-wide-{choice}", klass=3,
+        truth=RIGHT if choice in ("gt", "ge", "half") else WRONG, family="relu-maximum-wide",
+        build=build, what=f"relu as maximum(v, 0) in [60, 50, 40, 3]; relu' = {choice}")
+
+
+for _choice in _RELU_DF:
+    _add(relu_maximum_wide_case(_choice))
+
 _family("maximum-activation", 3, "check_activation of activations written with jnp.maximum or "
         "jnp.clip (JAX's tie rule at the kink): relu with relu'(0) = 0 or 1 (right) or -1 "
         "(wrong); leaky relu as maximum(v, 0.01 v); hard tanh as clip(v, -1, 1)")
