@@ -71,16 +71,12 @@ def test_a_valid_relu_subgradient_is_no_failure_of_a_network_total(choice):
 
 
 def _wide_maximum_relu_net(choice: str):
-    """[60, 50, 40, 3] (terms of 3,050 and 2,040 entries: beyond MAX_EXHAUSTIVE, so ``auto``
-    judges them along random directions), relu as maximum(v, 0) in both hidden layers, with
-    units 0-4 of layer 0 and 0-3 of layer 1 at V = 0 on every sample."""
-    act = Activation("relu_max", lambda v: namespace_of(v).maximum(v, 0.0), RELU_DF[choice])
-    net = Network([60, 50, 40, 3], [act, act, "identity"], "mse", seed=3)
-    w0, w1, w2 = (w.copy() for w in net.weights)
-    w0[:, :5], w1[:, :4] = 0.0, 0.0
-    net.weights = [w0, w1, w2]
-    rng = np.random.default_rng(0)
-    return net, rng.normal(size=(8, 60)), rng.normal(size=(8, 3))
+    """[60, 50, 40, 3] with relu as maximum(v, 0) in both hidden layers and units at V = 0 on
+    every sample: the adversarial catalogue's ``relu-maximum-wide`` case (its terms of 3,050 and
+    2,040 entries are beyond MAX_EXHAUSTIVE, so ``auto`` judges them along random directions)."""
+    from property_tests.adversarial import relu_maximum_wide_case
+
+    return relu_maximum_wide_case(choice).build()
 
 
 @pytest.mark.parametrize("fd", ["auto", "directional"])
@@ -94,7 +90,7 @@ def test_a_valid_relu_subgradient_is_no_failure_of_a_wide_networks_totals(choice
 
 
 def test_a_wrong_relu_derivative_at_its_kink_fails_locally_in_a_wide_network():
-    net, x, t = _wide_maximum_relu_net("minus_one")
+    net, x, t = _wide_maximum_relu_net("minus_one_at_0")
     report = check_network(net, x, t, fd="directional")
     assert (report.first_failure.term, report.first_failure.scope) == ("activation", "local")
 
