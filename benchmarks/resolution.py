@@ -100,37 +100,38 @@ def _noisy_case() -> Callable[[float], str]:
     return verdict
 
 
-def largest_passing(verdict: Callable[[float], str]) -> tuple[float | None, str]:
-    """The largest e in [1e-16, 1] (to a factor ~1.3) whose verdict is "pass", and what the
-    verdict is just above it; None when even 1e-16 does not pass."""
+def _boundary(below: Callable[[float], bool]) -> tuple[float, float]:
+    """Exponents ``(lo, hi)``, at most 0.1 apart, with ``below(10**lo)`` true and
+    ``below(10**hi)`` false, by bisection in [-16, 0]; the caller has checked that ``below``
+    holds at 1e-16 and not at 1."""
     lo, hi = -16.0, 0.0
-    if verdict(10 ** lo) != "pass":
-        return None, verdict(10 ** lo)
-    if verdict(10 ** hi) == "pass":
-        return 1.0, "pass"
     while hi - lo > 0.1:
         mid = (lo + hi) / 2
-        if verdict(10 ** mid) == "pass":
+        if below(10 ** mid):
             lo = mid
         else:
             hi = mid
+    return lo, hi
+
+
+def largest_passing(verdict: Callable[[float], str]) -> tuple[float | None, str]:
+    """The largest e in [1e-16, 1] (to a factor ~1.3) whose verdict is "pass", and what the
+    verdict is just above it; None when even 1e-16 does not pass."""
+    if verdict(1e-16) != "pass":
+        return None, verdict(1e-16)
+    if verdict(1.0) == "pass":
+        return 1.0, "pass"
+    lo, hi = _boundary(lambda e: verdict(e) == "pass")
     return 10 ** lo, verdict(10 ** hi)
 
 
 def smallest_failing(verdict: Callable[[float], str]) -> float | None:
     """The smallest e in [1e-16, 1] (to a factor ~1.3) whose verdict is FAIL (None: none)."""
-    lo, hi = -16.0, 0.0
-    if verdict(10 ** hi) != "FAIL":
+    if verdict(1.0) != "FAIL":
         return None
-    if verdict(10 ** lo) == "FAIL":
-        return 10 ** lo
-    while hi - lo > 0.1:
-        mid = (lo + hi) / 2
-        if verdict(10 ** mid) == "FAIL":
-            hi = mid
-        else:
-            lo = mid
-    return 10 ** hi
+    if verdict(1e-16) == "FAIL":
+        return 1e-16
+    return 10 ** _boundary(lambda e: verdict(e) != "FAIL")[1]
 
 
 def table() -> str:
