@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .sections import Context, markdown_table, ms, ratio, section
-from .vjp_checks import _c, _mark, _quiet, _run, verdict
+from .vjp_checks import _c, _mark, _quiet, _run, grads_checked, verdict
 
 __all__ = ["CHECKERS", "EntryResult", "check_entry", "entries", "make_check"]
 
@@ -216,14 +216,7 @@ def _check_grads(entry, second: Callable, point) -> Callable[[], object]:
         fn.defvjp(lambda *xs: (fn(*xs), xs), lambda xs, g: backward_fn(g, *xs))
         args = tuple(jnp.asarray(a) for a in point)
 
-    def check() -> object:
-        try:
-            check_grads(fn, args, order=2, modes=["rev"])
-            return True
-        except AssertionError:
-            return False
-
-    return check
+    return grads_checked(check_grads, fn, args, order=2)
 
 
 _MAKERS = {"oracle": _oracle, "gradgradcheck": _gradgradcheck, "check_grads": _check_grads}

@@ -203,11 +203,17 @@ def _check_grads(forward: Callable, backward: Callable, inputs) -> Callable[[], 
         return tuple(jax.pure_callback(np_backward, in_shapes, *gs, *xs))
 
     layer.defvjp(layer_fwd, layer_bwd)
-    args = tuple(jnp.asarray(x) for x in spec.floats())
+    return grads_checked(check_grads, layer, tuple(jnp.asarray(x) for x in spec.floats()),
+                         order=1)
 
-    def check() -> object:
+
+def grads_checked(check_grads: Callable, fn: Callable, args: tuple, *, order: int
+                  ) -> Callable[[], bool]:
+    """A no-argument check by jax's ``check_grads(fn, args, order, modes=["rev"])``: True when
+    it passes, False when it raises its AssertionError (any other error propagates)."""
+    def check() -> bool:
         try:
-            check_grads(layer, args, order=1, modes=["rev"])
+            check_grads(fn, args, order=order, modes=["rev"])
             return True
         except AssertionError:
             return False
