@@ -27,8 +27,9 @@ How it works:
   ``out = np.zeros((N, M)); out[i] = ...`` differentiable. Integer and boolean buffers (index
   arrays, masks) stay plain numpy arrays. The replacement only acts for the thread running the
   lifted function, and only when called from code outside numpy and JAX themselves (their
-  internal ``np.zeros`` calls get the real one); in every other case it calls the real
-  function. It is installed by the first active lifted call (any thread) under a lock, and
+  internal ``np.zeros`` calls get the real one) and only for a call spelled with its name
+  (``np.zeros(...)``: compiled code such as ``np.random``'s, which looks ``np.empty`` up while
+  the user's line runs, gets the real one); in every other case it calls the real function. It is installed by the first active lifted call (any thread) under a lock, and
   removed in ``finally`` by the last one, so nested and concurrent lifted calls are safe.
 * Integer and boolean results that do not depend on a differentiated input (``x > 0``,
   ``np.argmax(x)``) come back as plain numpy arrays; ``bool``/``int`` of a value that does
@@ -51,7 +52,8 @@ lifted array; results of other view-returning numpy functions (``np.expand_dims`
 ``np.broadcast_to``, ``np.moveaxis`` ...) are copies, so writes into them do not reach the
 original; ``reshape`` of a non-contiguous view is a view here (numpy copies); out-of-bounds
 indices are clamped by JAX instead of raising; with repeated indices in ``x[idx] = v`` which
-write wins is unspecified; ``np.random.*`` is left alone (pass fixed masks instead).
+write wins is unspecified; ``np.random.*`` runs as numpy's (its draws are constants: a mask
+drawn inside forward is the same mask only if the generator is seeded inside forward).
 """
 
 from __future__ import annotations
@@ -789,12 +791,36 @@ _ACTIVE: dict[int, int] = {}  # thread id -> depth of nested lifted calls on tha
 _ORIGINALS: dict[str, Any] = {}  # numpy's functions while the replacements are installed
 
 
+def _spelled_call(frame: FrameType, name: str) -> bool:
+    """Whether the call ``frame`` is executing is spelled ``name(...)`` or ``<...>.name(...)``
+    in its source: the user's own ``np.zeros(...)``, not compiled code the user's line called
+    (``rng.random(...)``'s C code looks ``np.empty`` up in the numpy module too, and must get a
+    real ndarray: it casts without checking). Where the source cannot be read, the call is the
+    user's if the code names ``name`` at all."""
+    code = frame.f_code
+    try:
+        line, end_line, col, end_col = list(code.co_positions())[frame.f_lasti // 2]
+    except (IndexError, ValueError):
+        line = None
+    if None in (line, end_line, col, end_col):
+        return name in code.co_names
+    lines = [linecache.getline(code.co_filename, n) for n in range(line, end_line + 1)]
+    if not all(lines):
+        return name in code.co_names
+    lines[-1] = lines[-1][:end_col]
+    lines[0] = lines[0][col:]
+    callee = "".join(lines).split("(", 1)[0]
+    return "".join(callee.split()).rsplit(".", 1)[-1] == name
+
+
 def _replacement(name: str, real: Any) -> Any:
     make = _CREATORS[name]
 
     @functools.wraps(real)
     def replacement(*args: Any, **kwargs: Any) -> Any:
-        if threading.get_ident() in _ACTIVE and not _is_library(sys._getframe(1)):
+        caller = sys._getframe(1)
+        if (threading.get_ident() in _ACTIVE and not _is_library(caller)
+                and _spelled_call(caller, name)):
             result = make(*args, **kwargs)
             if result is not NotImplemented:
                 return result

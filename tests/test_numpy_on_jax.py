@@ -311,6 +311,44 @@ def test_data_dependent_if_takes_the_numpy_branch_and_jit_refuses(rng):
         jax.jit(lift(f))(jnp.ones(3))
 
 
+RANDOM_IN_FORWARD = """
+import numpy as np, jax
+jax.config.update("jax_enable_x64", True)
+from oracle.numpy_on_jax import lift
+x = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+
+def f(x):  # numpy.random's compiled code looks np.empty up while this line runs
+    mask = np.random.default_rng(0).random((4, 3)) > 0.5
+    np.random.seed(1)
+    scale = np.random.rand(4, 3) + np.random.RandomState(2).rand(4, 3)
+    out = np.zeros(
+        (4, 3))           # a call spread over lines is still the user's np.zeros
+    out[mask] = (x * scale)[mask]
+    return out
+
+out, pull = jax.vjp(lift(f), jax.numpy.asarray(x))
+(g,) = pull(jax.numpy.ones((4, 3)))
+mask = np.random.default_rng(0).random((4, 3)) > 0.5
+np.random.seed(1)
+scale = np.random.rand(4, 3) + np.random.RandomState(2).rand(4, 3)
+assert np.allclose(out, f(x), rtol=1e-15, atol=0), "forward differs from numpy's"
+assert np.allclose(g, mask * scale, rtol=1e-15, atol=0), "gradient is not mask * scale"
+print("ok")
+"""
+
+
+def test_numpy_random_inside_a_forward_runs_as_numpys():
+    """np.random's C code calls np.empty through the numpy module while the user's line runs:
+    it must get a real ndarray (a lifted one crashed the process), and the user's own
+    np.zeros on the next lines must still be lifted. In a subprocess: a crash is a failure."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", RANDOM_IN_FORWARD], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr)
+
+
 def test_inputs_are_not_modified(rng):
     def f(x, w):
         x[0] = 0.0
