@@ -263,7 +263,11 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
         # ... and a flat reading is consistent with JAX's exact projection inside its error.
         consistent = est.flat & (np.abs(project(ref) - est.value) <= SAFETY * est.error + TINY)
         jax_vs_fd.status[(jax_vs_fd.status == DOUBT) & consistent] = PASS
-        return _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, one_sided)
+        # A noisy f (float32 inside): its relative precision, from the directions' round-off.
+        noise = (float(np.max(est.error[np.isfinite(est.error)], initial=0.0)) * h
+                 / max(abs(phi0), floor, TINY)) if _noisy(est) else 0.0
+        return _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, one_sided,
+                        noise=noise)
     note = f"finite differences along {count} random unit directions"
     scale = float(np.sqrt(np.vdot(got, got)))
     verdicts = judge(project(got), None, est, scale=scale)
@@ -279,12 +283,18 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
 
 
 def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
-             one_sided=None) -> _Pending:
+             one_sided=None, noise: float = 0.0) -> _Pending:
     """Directional mode with JAX: judge every entry against JAX, and give the entries where
     hand and JAX disagree stencils of their own. Where the directions' finite differences
     contradict JAX (aliasing, a kink JAX resolves otherwise, cancellation in JAX's own sums),
     JAX settles nothing alone: the entries it alone passed are in doubt
-    (``_carry_directions``, after the ties are checked)."""
+    (``_carry_directions``, after the ties are checked).
+
+    ``noise``: f's relative precision where the directions found f noisy (float32 inside),
+    else 0. A gap between hand and JAX within it is doubt even where an entry's own stencils
+    look exact: steps that are powers of two move a float32 value exactly, so those stencils
+    measure the derivative of the rounded arithmetic (``2 fl32(x)`` for ``fl32(x)**2``), which
+    is no more *the* derivative than the hand's ``2 x``."""
     notes = []
     contradicted = jax_vs_fd.count(FAIL) > 0
     if contradicted:
@@ -309,6 +319,11 @@ def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
             # one-sided derivatives (JAX may differentiate the same low-precision arithmetic)
             # can separate hand from JAX there.
             doubt = NOISY_DOUBT
+        elif noise:
+            gap = np.abs(got[idx] - ref[idx])
+            within = gap <= SAFETY * noise * np.maximum(np.abs(ref[idx]), magnitude[idx])
+            three.status[(three.status == FAIL) & within] = DOUBT
+            doubt = NOISY_DOUBT if np.any(within) else ""
         else:
             _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
                          three, at=lambda z, c=chosen: _embed(x, c, z), est=est)

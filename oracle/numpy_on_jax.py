@@ -29,8 +29,9 @@ How it works:
   lifted function, and only when called from code outside numpy and JAX themselves (their
   internal ``np.zeros`` calls get the real one) and only for a call spelled with its name
   (``np.zeros(...)``: compiled code such as ``np.random``'s, which looks ``np.empty`` up while
-  the user's line runs, gets the real one); in every other case it calls the real function. It is installed by the first active lifted call (any thread) under a lock, and
-  removed in ``finally`` by the last one, so nested and concurrent lifted calls are safe.
+  the user's line runs, gets the real one); in every other case it calls the real function.
+  It is installed by the first active lifted call (any thread) under a lock, and removed in
+  ``finally`` by the last one, so nested and concurrent lifted calls are safe.
 * Integer and boolean results that do not depend on a differentiated input (``x > 0``,
   ``np.argmax(x)``) come back as plain numpy arrays; ``bool``/``int`` of a value that does
   depend on one use its concrete value (eager ``jax.vjp``, not under ``jit``), so Python

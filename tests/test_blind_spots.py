@@ -192,6 +192,23 @@ def test_jax_alone_does_not_fail_a_float64_gradient_of_a_float32_computation():
     assert "f is noisy" in report.headline
 
 
+def _square_through_float32(x):
+    return x.astype(np.float32).astype(np.float64) ** 2
+
+
+@pytest.mark.parametrize(("bug", "fails"), [(0.0, False), (1e-5, True), (1e-1, True)])
+def test_an_entrys_exact_looking_stencil_of_a_float32_computation_fails_no_right_gradient(
+        bug, fails):
+    """(fl32(x))**2: JAX says 2 fl32(x), the hand 2 x (6e-8 apart, float32's rounding), and an
+    entry's stencil with a power-of-two step measures 2 fl32(x) *exactly*. The random
+    directions found f noisy: a gap within its precision is doubt, a bug far above it FAILs."""
+    x = np.random.default_rng(5).normal(size=(4, 3))
+    report = check_vjp(_square_through_float32, lambda c, x: 2 * c * x * (1 + bug), (x,))
+    assert (report.count("FAIL") > 0) is fails, str(report)
+    if not fails:
+        assert report.count("doubt") and "f is noisy" in report.headline, str(report)
+
+
 def test_a_noisy_stencil_brackets_no_kink():
     # A stencil that measured noise and broke its slope pattern: no "kink" (a pass) comes of it.
     one = np.ones(1)
