@@ -163,6 +163,9 @@ def judge_vjp(
             # (and only then) the pullbacks that measure the terms' magnitudes are paid for.
             autodiff.vjp(forward, args, cotangent, wrt, output, lifted=jax != "direct",
                          magnitudes=sizes)
+    if ad is None and fd == "none":
+        jax_why = jax_why.replace(": finite differences alone judge",
+                                  "; finite differences are off (fd='none'): nothing judges")
     notes.append(jax_why)
     floor = max(output.pair_magnitude(cotangent), noise_floor)
     phi0 = output.pair(cotangent)
@@ -276,10 +279,8 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
     verdicts.status[verdicts.status == PASS] = DOUBT
     note += " (they can show a gradient wrong, not every entry right: fd='exhaustive' can)"
     row = Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
-    row.direction = row.index[0] if row.index else None
-    row.index, row.mask, row.size = (), None, int(x.size)
-    row.wrong = 0
-    return row
+    row.size = int(x.size)
+    return row.along_directions(count)
 
 
 def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,

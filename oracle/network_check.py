@@ -357,7 +357,6 @@ def _locate(row: Row, got, ad, problem_scale, magnitude) -> Row:
     """A directional row's worst value is a direction's projection, not an entry. Where JAX is
     at hand, a failing row is located entry by entry against JAX (the directions' finite
     differences having confirmed JAX); otherwise the row says which direction, not an entry."""
-    direction = row.index[0] if row.index else None
     if row.status == FAIL and ad is not None:
         entries = judge(got, ad, problem_scale=problem_scale,
                         magnitude=magnitudes.dense(magnitude))
@@ -367,8 +366,7 @@ def _locate(row: Row, got, ad, problem_scale, magnitude) -> Row:
             row.tolerance = float(entries.tolerance[idx])
             row.mask, row.wrong = entries.status == FAIL, entries.count(FAIL)
             return row
-    row.index, row.mask, row.wrong, row.direction = (), None, 0, direction
-    return row
+    return row.along_directions(row.size)
 
 
 def _local_rows(trace: Trace, weights, t, acts, loss, fd, rng, notes, verdict,

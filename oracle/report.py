@@ -46,6 +46,9 @@ class Row:
             entries could not be told apart: a directional check without JAX).
         direction: set when the worst value is a projection along random direction number
             ``direction`` rather than an entry (``index`` is then empty).
+        directions: when the entries could not be told apart (finite differences along random
+            directions, no JAX), how many directions judged the row; ``wrong``, ``kinks`` and
+            ``doubts`` then count *directions*, not entries (0: they count entries).
     """
 
     layer: int | None
@@ -72,6 +75,7 @@ class Row:
     wrong: int = 0
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)
     direction: int | None = None
+    directions: int = 0
 
     @classmethod
     def from_verdicts(
@@ -82,6 +86,8 @@ class Row:
         got = float(v.got[idx]) if idx or v.got.ndim == 0 else float("nan")
         abs_err = float(np.max(v.error, initial=0.0))
         rel = abs_err / v.scale if v.scale > 0 else (0.0 if abs_err == 0 else float("inf"))
+        if not v.sources:  # nothing to compare with: no expected value, no error
+            expected = abs_err = rel = float("nan")
         note = extra.pop("note", "")
         if v.notes:
             note = "; ".join([note, *v.notes] if note else v.notes)
@@ -101,6 +107,13 @@ class Row:
         return cls(layer, term, scope, (), FAIL, float("inf"), float("inf"), 0.0, (),
                    float("nan"), float("nan"), note=why, **extra)
 
+    def along_directions(self, count: int) -> Row:
+        """This row judged ``count`` random directions' projections, not entries: its worst
+        value is a direction's, its counts count directions (in place; returns the row)."""
+        self.direction = self.index[0] if self.index else None
+        self.index, self.mask, self.directions = (), None, count
+        return self
+
     def wrong_entries(self) -> list[tuple[int, ...]]:
         """Indices of the FAILing entries, in the term's own shape (empty if not located)."""
         if self.mask is None:
@@ -119,10 +132,18 @@ class Row:
         """One sentence: what is wrong (or in doubt) here, with the worst entry."""
         if not self.index and not np.isfinite(self.max_abs_err):
             return f"{self.where} ({self.scope}): {self.note}"  # a wrong shape, an exception
+        if not self.sources:
+            return (f"{self.where} ({self.scope}): not judged, no source of truth could "
+                    f"give a value (got {self.got:.6g} at [{', '.join(map(str, self.index))}])")
         at = f" at v={self.at:.6g}" if self.at is not None else ""
         index = f" [{', '.join(map(str, self.index))}]" if self.index else ""
         if self.direction is not None:
-            index = f" along random direction {self.direction} (entries not located)"
+            index = f" along random direction {self.direction} (entries not located"
+            bad = {FAIL: self.wrong, DOUBT: self.doubts, KINK: self.kinks}.get(self.status)
+            if self.directions and bad:
+                verb = {FAIL: "wrong", DOUBT: "in doubt", KINK: "at a kink"}[self.status]
+                index += f"; {bad} of {self.directions} directions {verb}"
+            index += ")"
         if self.input is not None and self.status == FAIL and self.mask is not None:
             index += f" ({self.wrong} of {self.size} entries wrong)"
         what = "derivative" if self.term in ("activation", "loss", "derivative") else self.term
@@ -208,8 +229,8 @@ class Report:
 
     def _headline(self) -> str:
         first = self.first_failure
-        kinks = sum(r.kinks for r in self.rows)
-        doubts = sum(r.doubts for r in self.rows)
+        kinks = sum(r.kinks for r in self.rows if not r.directions)
+        doubts = sum(r.doubts for r in self.rows if not r.directions)
         extra = f"; {kinks} kink entries, {doubts} doubtful entries" if kinks or doubts else ""
         if first is not None:
             return f"FAIL: {first.describe()}"
@@ -253,7 +274,9 @@ class Report:
                   "tolerance", "kinks", "worst entry")
         table = [header]
         for r in self.rows:
-            worst = f"[{','.join(map(str, r.index))}] got {r.got:.6g} exp {r.expected:.6g}"
+            where = (f"direction {r.direction}" if r.direction is not None
+                     else f"[{','.join(map(str, r.index))}]")
+            worst = f"{where} got {r.got:.6g} exp {r.expected:.6g}"
             if r.at is not None:
                 worst += f" at v={r.at:.4g}"
             table.append((

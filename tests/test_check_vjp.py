@@ -263,7 +263,33 @@ def test_a_large_input_without_jax_says_it_failed_along_a_direction_not_at_an_en
     row = report.rows[0]
     assert not report.ok and row.index == () and row.direction is not None, str(report)
     assert "along random direction" in report.headline and "not located" in report.headline
-    assert row.mask is None and row.wrong == 0
+    assert row.mask is None and row.wrong_entries() == []
+    # its counts count directions, and say so: never "0 wrong" on a FAIL, never a direction
+    # taken for an entry
+    assert row.directions == 8 and 1 <= row.wrong <= 8, str(report)
+    assert "of 8 directions wrong" in report.headline, report.headline
+    assert "doubtful entries" not in report.headline and "kink entries" not in report.headline
+    data = json.loads(report.to_json())["rows"][0]
+    assert data["directions"] == 8 and data["wrong"] >= 1 and data["wrong_entries"] == []
+    assert f"direction {row.direction} got" in str(report) and "[] got" not in str(report)
+
+
+def test_with_no_source_of_truth_nothing_is_made_up():
+    """JAX cannot differentiate a forward (data-dependent boolean indexing is refused with
+    jax="direct" as written) and finite differences are off: no expected value, no error."""
+    x = np.linspace(-1.0, 1.0, 6)
+
+    def forward(x):
+        return x[x > 0.0] ** 2
+
+    report = check_vjp(forward, lambda c, x: np.zeros_like(x), (x,), fd="none", jax="direct",
+                       cotangent=np.ones(3))
+    row = report.rows[0]
+    assert row.status == "doubt" and row.sources == (), str(report)
+    assert "expected" not in report.headline and "no source of truth" in report.headline
+    assert np.isnan(row.expected) and np.isnan(row.max_abs_err)
+    assert any("finite differences are off" in n for n in report.notes), report.notes
+    assert not any("finite differences alone judge" in n for n in report.notes), report.notes
 
 
 # --- adapters ----------------------------------------------------------------------------------
