@@ -29,7 +29,7 @@ from .engine import MAX_EXHAUSTIVE, judge_entries, judge_vjp
 from .jax_support import UntraceableError
 from .network_fd import activation_fd
 from .options import callable_arg, finite_location, flag, jax_mode, positive_int, seed_arg
-from .report import Report, Row
+from .report import Report, Row, sources_statement
 from .verdict import judge
 
 __all__ = ["check_activation", "check_gradient", "check_loss"]
@@ -205,7 +205,8 @@ def check_activation(
         rows[0].scope, rows[0].name, rows[0].input = "local", act.name, None
         rows[0].note = "; ".join(filter(None, ["vector-Jacobian product", rows[0].note]))
         notes.extend(more)
-    return Report(rows, strict=strict, title=f"activation check: {act.name}", notes=notes)
+    return Report(rows, strict=strict, title=f"activation check: {act.name}", notes=notes,
+                  judged_by=sources_statement(rows))
 
 def _derivative_row(act: Activation, v: np.ndarray, term: str, notes: list[str],
                     name: str | None = None) -> tuple[Row, np.ndarray, np.ndarray, np.ndarray]:
@@ -349,4 +350,5 @@ def check_loss(
             what + (" (fused with the output activation)" if from_v else ""), row.note]))
         rows.append(row)
         notes.extend(n for n in more if n not in notes)
-    return Report(rows, strict=strict, title=f"loss check: {loss.name}", notes=notes)
+    return Report(rows, strict=strict, title=f"loss check: {loss.name}", notes=notes,
+                  judged_by=sources_statement(rows))

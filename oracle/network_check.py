@@ -37,7 +37,7 @@ from .finite_differences import EPS
 from .jax_support import UntraceableError
 from .network_fd import Directions
 from .options import callable_arg, flag, positive_int, seed_arg
-from .report import Report, Row, annotate_symptoms
+from .report import Report, Row, annotate_symptoms, sources_statement
 from .verdict import DOUBT, FAIL, PASS, EntryVerdicts, judge
 
 __all__ = ["check_network"]
@@ -288,7 +288,8 @@ def check_network(
         rows.extend(_step_rows(net, X, T, weights, hand_dw, problem_scale))
 
     annotate_symptoms(rows)
-    return Report(rows, strict=strict, title="network check", notes=notes)
+    return Report(rows, strict=strict, title="network check", notes=notes,
+                  judged_by=sources_statement(rows))
 
 
 def _accepted_subgradients(trace: Trace, acts, loss, notes: list[str]

@@ -303,6 +303,32 @@ class Report:
         return "\n".join(lines)
 
 
+_SOURCE_NAMES = {("jax", "fd"): "JAX and finite differences", ("fd",): "finite differences alone",
+                 ("jax",): "JAX alone", (): "no source of truth"}
+
+
+def sources_statement(rows: list[Row]) -> str:
+    """Which sources of truth judged, for the headline: those of most rows (``"judged by JAX
+    and finite differences"``), and the rows judged otherwise that did not pass, named
+    (``"...; finite differences alone for layer 1 dX"``): a verdict of FAIL, doubt or kink
+    always says what it rests on; the table's ``sources`` column has every row's. Rows that
+    could not be compared at all (a wrong shape, an exception) judged nothing: left out."""
+    judged = [r for r in rows if r.sources or np.isfinite(r.max_abs_err)]
+    if not judged:
+        return ""
+    kinds = [tuple(s for s in ("jax", "fd") if s in r.sources) for r in judged]
+    best = max(set(kinds), key=lambda k: (kinds.count(k), len(k)))
+    text = f"judged by {_SOURCE_NAMES[best]}"
+    others: dict[tuple[str, ...], list[str]] = {}
+    for r, k in zip(judged, kinds):
+        if k != best and r.status != PASS:
+            others.setdefault(k, []).append(r.where)
+    for k, where in others.items():
+        named = ", ".join(where) if len(where) <= 3 else f"{len(where)} terms"
+        text += f"; {_SOURCE_NAMES[k]} for {named}"
+    return text
+
+
 def annotate_symptoms(rows: list[Row]) -> None:
     """Mark failing totals that follow from an earlier failing local term."""
     first = next((r for r in rows if r.status == FAIL and r.scope == "local"), None)

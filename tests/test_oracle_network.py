@@ -88,6 +88,31 @@ def test_directional_and_jax_only_modes_pass_a_right_network_too():
         assert_all_pass(check_network(net, x, t, fd=fd))
 
 
+def test_the_headline_says_which_sources_judged():
+    sizes = [4, 6, 3]
+    net = Network(sizes, ["tanh", "sigmoid"], seed=4)
+    x, t = data(sizes, "mse", batch=3)
+    assert check_network(net, x, t).headline.endswith("[judged by JAX and finite differences]")
+    assert check_network(net, x, t, fd="none").headline.endswith("[judged by JAX alone]")
+
+
+def test_a_row_judged_by_fewer_sources_than_the_rest_is_named_unless_it_passed():
+    from oracle.report import Row, sources_statement
+
+    def row(term, sources, status):
+        return Row(0, term, "total", sources, status, 0.0, 0.0, 1e-9, (0,), 1.0, 1.0)
+
+    both = [row("dW", ("jax", "fd"), "pass"), row("dX", ("jax", "fd"), "pass")]
+    assert sources_statement(both) == "judged by JAX and finite differences"
+    assert sources_statement([*both, row("step", ("jax",), "pass")]) == \
+        "judged by JAX and finite differences"
+    assert sources_statement([*both, row("dV", ("fd",), "doubt")]) == \
+        "judged by JAX and finite differences; finite differences alone for layer 0 dV"
+    assert sources_statement([row("dX", ("fd",), "FAIL")]) == \
+        "judged by finite differences alone"
+    assert sources_statement([]) == ""
+
+
 def test_directional_directions_are_unit_sign_matrices_and_project_as_dense_dot_products():
     from oracle.network_check import _directions
 
