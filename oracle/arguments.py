@@ -102,6 +102,10 @@ class Arguments:
                             f"{type(inputs).__name__}")
         values, diff, dtypes = [], [], []
         for name, value in zip(names, given):
+            if isinstance(value, np.ndarray) and value.dtype == object:
+                raise TypeError(f"input {name!r} is an object array: pass a numeric array "
+                                "(floating to differentiate; integer or bool as a constant), "
+                                "e.g. np.asarray(x, dtype=float)")
             if isinstance(value, np.ndarray) and np.iscomplexobj(value):
                 raise TypeError(f"input {name!r} is complex ({value.dtype}): the checker "
                                 "differentiates real functions of real inputs")
@@ -186,8 +190,12 @@ class Output:
         if isinstance(value, (tuple, list)):
             for i, v in enumerate(value):
                 if isinstance(v, (tuple, list, dict)):
+                    hint = (" (a forward returning (out, cache) is checked through "
+                            "oracle.adapters.cached(forward, backward))" if i == len(value) - 1
+                            else "")
                     raise TypeError(f"forward's output [{i}] is a {type(v).__name__}: forward "
-                                    "must return an array, a number or a flat tuple of arrays")
+                                    "must return an array, a number or a flat tuple of arrays"
+                                    + hint)
             return cls("tuple", tuple(_float_or_none(v, f"forward's output [{i}]")
                                       for i, v in enumerate(value)))
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
@@ -200,6 +208,21 @@ class Output:
             return cls("scalar" if arr.ndim == 0 else "array", (arr,))
         raise TypeError("forward must return an array, a number or a tuple of arrays, got "
                         f"{type(value).__name__}")
+
+    def differs(self, other: Output) -> str:
+        """How ``other`` (forward's output elsewhere) differs in structure from this one, or ""
+        (same kind, count, and shape of every floating output)."""
+        def kind(o: Output) -> str:
+            return {"array": "an array", "scalar": "a number"}.get(
+                o.kind, f"a tuple of {len(o.arrays)}")
+        if other.kind != self.kind or len(other.arrays) != len(self.arrays):
+            return f"{kind(other)} instead of {kind(self)}"
+        for j, (a, b) in enumerate(zip(self.arrays, other.arrays)):
+            if (a is None) != (b is None) or (a is not None and a.shape != b.shape):
+                def what(x: np.ndarray | None) -> str:
+                    return "not floating" if x is None else f"shape {x.shape}"
+                return f"output [{j}] {what(b)} instead of {what(a)}"
+        return ""
 
     def pair(self, cotangent: tuple[np.ndarray | None, ...]) -> float:
         """``<cotangent, output>``: the scalar whose gradient the backward computes."""

@@ -351,12 +351,15 @@ class _Pending:
         directions: directional mode: JAX against the random directions' finite differences
             (what they said of JAX carries over to the entries JAX settled).
         doubt: why entries are in doubt, for the headline (empty: the row says it).
+        noisy: entries whose hand-JAX gap is within a noisy f's precision (directional mode,
+            ``engine._located``): a FAIL there that rounding does not explain becomes doubt.
     """
 
     verdicts: EntryVerdicts
     notes: list[str]
     flagged: np.ndarray | None = None
     joint: bool = True
+    noisy: np.ndarray | None = None
     directions: EntryVerdicts | None = None
     doubt: str = ""
 

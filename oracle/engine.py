@@ -170,8 +170,15 @@ def judge_vjp(
     floor = max(output.pair_magnitude(cotangent), noise_floor)
     phi0 = output.pair(cotangent)
 
+    changes: list[str] = []
+
     def phi_of(values: dict[int, np.ndarray]) -> float:
-        return Output.of(args.call(forward, replace=values)).pair(cotangent)
+        moved = Output.of(args.call(forward, replace=values))
+        changed = output.differs(moved)
+        if changed:  # no value of phi there: the stencil treats it as outside f's domain
+            changes.append(changed)
+            return float("nan")
+        return moved.pair(cotangent)
 
     judged: dict[int, Row | _Pending] = {}
     for i in wrt:
@@ -214,6 +221,7 @@ def judge_vjp(
         _carry_directions(p)
     if at is not None and ad is not None:
         _rounding_doubt(pending, at, {i: args.values[i] for i in pending}, ad)
+    _noise_doubt(pending)
     rows = []
     for i in wrt:
         p, name = judged[i], args.names[i]
@@ -221,6 +229,9 @@ def judge_vjp(
             None, term(name), "total", p.verdicts, input=name,
             note="; ".join(filter(None, p.notes))))
 
+    if changes:
+        notes.append(f"forward's output changed its structure at {len(changes)} points beside "
+                     f"the inputs (e.g. {changes[0]}): finite differences there were left out")
     if any(r.sources == ("jax", "fd") and fd != "exhaustive" for r in rows):
         notes.append(f"finite differences: {directions} random unit directions per input "
                      "confirm JAX; entries where hand and JAX disagree get stencils of their "
@@ -305,7 +316,7 @@ def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
     verdicts = judge(got, ref, None, magnitude=magnitude)
     status = verdicts.status
     suspects = np.flatnonzero(status.reshape(-1) == FAIL)
-    doubt = ""
+    doubt, within = "", None
     if suspects.size:
         with np.errstate(over="ignore"):
             ratio = (verdicts.error / np.maximum(verdicts.tolerance, 1e-300)).reshape(-1)
@@ -320,11 +331,10 @@ def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
             # one-sided derivatives (JAX may differentiate the same low-precision arithmetic)
             # can separate hand from JAX there.
             doubt = NOISY_DOUBT
-        elif noise:
+        elif noise:  # decided after the rounding doubt (_noise_doubt): the likelier reason
             gap = np.abs(got[idx] - ref[idx])
-            within = gap <= SAFETY * noise * np.maximum(np.abs(ref[idx]), magnitude[idx])
-            three.status[(three.status == FAIL) & within] = DOUBT
-            doubt = NOISY_DOUBT if np.any(within) else ""
+            within = np.zeros(x.shape, bool)
+            within[idx] = gap <= SAFETY * noise * np.maximum(np.abs(ref[idx]), magnitude[idx])
         else:
             _look_closer(phi, phi0, x.reshape(-1)[chosen], got[idx], ref[idx], magnitude[idx],
                          three, at=lambda z, c=chosen: _embed(x, c, z), est=est)
@@ -343,7 +353,20 @@ def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
                 else DOUBT
             notes.append(f"{rest.size} more entries judged against JAX alone")
     verdicts.sources = ("jax", "fd")
-    return _Pending(verdicts, notes, directions=jax_vs_fd, doubt=doubt)
+    return _Pending(verdicts, notes, directions=jax_vs_fd, doubt=doubt,
+                    noisy=within)
+
+
+def _noise_doubt(pending: dict[int, _Pending]) -> None:
+    """A FAIL within a noisy f's precision (``_located``'s ``noise``) is doubt (in place)."""
+    for p in pending.values():
+        if p.noisy is None:
+            continue
+        within = (p.verdicts.status == FAIL) & p.noisy
+        if np.any(within):
+            p.verdicts.status[within] = DOUBT
+            p.doubt = p.doubt or NOISY_DOUBT
+            p.notes.append(f"{int(np.sum(within))} entries: {NOISY_DOUBT}")
 
 
 def _carry_directions(pending: _Pending) -> None:

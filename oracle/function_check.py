@@ -317,12 +317,20 @@ def _points(points: object) -> np.ndarray:
     return arr
 
 
+MAX_LOSS_ENTRIES = 100_000
+"""``check_loss`` judges every entry of a (batch, n_out) output with a stencil of its own: more
+entries than this would take minutes and check nothing a small batch does not."""
+
+
 def check_loss(
     loss: str | Loss, *, batch: int = 4, n_out: int = 3, seed: int = 0, strict: bool = False
 ) -> Report:
     """Check a loss's hand-derived dE/dY (and fused dE/dV) on random valid outputs and targets."""
     loss = get_loss(loss)
     batch, n_out = positive_int(batch, "batch"), positive_int(n_out, "n_out")
+    if batch * n_out > MAX_LOSS_ENTRIES:
+        raise ValueError(f"batch * n_out must be at most {MAX_LOSS_ENTRIES:,} (every entry gets "
+                         f"a stencil of its own), got {batch} * {n_out} = {batch * n_out:,}")
     strict = flag(strict, "strict")
     rng = np.random.default_rng(seed_arg(seed))
     v = rng.normal(scale=2.0, size=(batch, n_out))

@@ -115,15 +115,16 @@ def check_vjp(
         warnings.warn(message, UserWarning, stacklevel=2)
         notes.append(message)
 
-    try:
-        with np.errstate(all="ignore"):
-            output = Output.of(args.call(forward))
-            again = Output.of(args.call(forward))
-    except (TypeError, ValueError):
-        raise
-    except Exception as exc:
-        raise ValueError(f"forward raised {type(exc).__name__} at the given inputs: {exc}"
-                         ) from exc
+    values = []
+    for _ in range(2):
+        try:
+            with np.errstate(all="ignore"):
+                values.append(args.call(forward))
+        except Exception as exc:  # the user's code: said as such, TypeError kept a TypeError
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(f"forward raised {type(exc).__name__} at the given inputs: {exc}"
+                       ) from exc
+    output, again = Output.of(values[0]), Output.of(values[1])
     for j, a in enumerate(output.arrays):
         if a is not None and not np.all(np.isfinite(a)):
             raise ValueError(f"forward's output{f' [{j}]' if output.kind == 'tuple' else ''} "

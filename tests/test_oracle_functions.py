@@ -505,3 +505,9 @@ def test_a_second_derivative_of_untraceable_numpy_code_is_judged_against_its_own
     report = check_activation(act)
     assert report.ok, str(report)
     assert any("judged against the derivative of its own df" in n for n in report.notes)
+
+
+def test_check_loss_refuses_a_batch_too_large_to_check_before_allocating_it():
+    with pytest.raises(ValueError, match=r"batch \* n_out must be at most 100,000.*"
+                                         r"4 \* 1000000000"):
+        check_loss("mse", n_out=10**9)
