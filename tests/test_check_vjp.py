@@ -230,6 +230,42 @@ def test_bad_inputs_are_refused_naming_them():
         check_vjp(lambda y: y, lambda d, y: d, (np.arange(3),))
 
 
+def test_an_object_array_input_is_refused_naming_it():
+    with pytest.raises(TypeError, match="input 'w' is an object array"):
+        check_vjp(dense, dense_backward, (X, W.astype(object), B))
+
+
+@pytest.mark.parametrize(("error", "kind"), [(RuntimeError, ValueError), (KeyError, ValueError),
+                                             (TypeError, TypeError), (ValueError, ValueError)])
+def test_an_exception_in_forward_is_said_to_come_from_forward(error, kind):
+    def forward(x, w, b):
+        raise error("inside the user's code")
+
+    with pytest.raises(kind, match=f"forward raised {error.__name__} at the given inputs: "
+                                   ".*inside the user's code"):
+        check_vjp(forward, dense_backward, (X, W, B))
+
+
+def test_a_forward_returning_out_and_cache_is_pointed_to_the_adapter():
+    with pytest.raises(TypeError, match=r"adapters\.cached\(forward, backward\)"):
+        check_vjp(lambda x: (x * 2.0, (x,)), lambda d, x: 2.0 * d, (X,))
+
+
+@pytest.mark.parametrize("jax", [True, False])
+def test_a_forward_whose_output_changes_structure_beside_the_inputs_is_said(jax):
+    """At x its output is one array; a hair away, a tuple (a branch on an exact value): the
+    pairing <c, f> has no value there, so finite differences there are left out and said."""
+    a = np.ones(3)
+
+    def forward(x):
+        return x * 2.0 if x[0] == 1.0 else (x * 2.0, x)
+
+    report = check_vjp(forward, lambda d, x: 2.0 * d, (a,), jax=jax)
+    changed = [n for n in report.notes if "changed its structure" in n]
+    assert changed and "a tuple of 2 instead of an array" in changed[0], report.notes
+    assert report.count("FAIL") == 0, str(report)
+
+
 # --- large inputs: directions screen, entries are still named ----------------------------------
 
 
@@ -396,7 +432,7 @@ def test_check_layers_passes_a_right_network_and_leaves_its_layers_alone():
     assert report.ok and report.count("doubt") == 0, str(report)
     assert [_frozen(lay.W, lay.b) for lay in layers] == before
     assert {(r.layer, r.term, r.scope) for r in report.rows} >= {
-        (1, "loss", "local"), (1, "dW", "local"), (0, "dx", "local"), (0, "dW", "total")}
+        (None, "loss", "local"), (1, "dW", "local"), (0, "dx", "local"), (0, "dW", "total")}
 
 
 def test_check_layers_names_the_first_wrong_layer_and_the_update_inside_backward():
