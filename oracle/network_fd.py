@@ -17,9 +17,10 @@ Adaptive stencil: when JAX's gradient is at hand, every entry (or, in a directio
 every direction) first gets ``f(x +- h)`` only.
 An entry whose central difference agrees with JAX to within the *round-off* of the two
 evaluations (eps |terms of E| / h, a bound known before looking; truncation cannot hide below
-it) is settled: finite differences confirm JAX there. The others get ``f(x +- 2h)`` too and the
-full analysis of ``finite_differences.estimate``: Richardson extrapolation, truncation and
-round-off estimates, kink detection.
+it) is settled (``finite_differences.settled_estimate``): finite differences confirm JAX there.
+The others get ``f(x +- 2h)`` too and the full analysis of ``finite_differences.estimate``:
+Richardson extrapolation, truncation and round-off estimates, kink detection. This module
+only *evaluates* stencils; reading them is ``finite_differences``' alone.
 
 Everything evaluates the reference's own ``dense_forward``, ``Activation.f`` and ``Loss.value``
 on stacks of shape ``(C, B, width)``; those functions broadcast over the leading axis.
@@ -37,7 +38,13 @@ from reference.activations import Activation
 from reference.layer import dense_forward
 from reference.losses import Loss
 
-from .finite_differences import EPS, NOISE_SIGMAS, OFFSETS, FDEstimate, choose_steps, estimate
+from .finite_differences import (
+    OFFSETS,
+    FDEstimate,
+    choose_steps,
+    estimate,
+    settled_estimate,
+)
 from .magnitudes import Product, loss_terms_magnitude
 
 __all__ = [
@@ -58,10 +65,6 @@ arrays of a chunk's working set stay in cache; measured on the small config, 25k
 SPARSE_BELOW = 0.6
 """Push only the moved samples through when fewer than 60 % of (perturbation, sample) pairs
 move (gathering them costs more than it saves above that)."""
-
-SETTLE = 8.0
-"""An entry is settled when its central difference is within 8 times the round-off bound of
-``(f(x+h) - f(x-h)) / 2h`` of JAX's value (plus 1e-10 of it)."""
 
 _SUM_OVER_UNITS = ("mse", "binary_cross_entropy")
 """Built-in losses that are a sum of one term per output unit (and sample), divided by B."""
@@ -130,16 +133,7 @@ def _stencil(
         sweep(everything, _MOVED, [0, 1, 3, 4])
         return estimate(values, h, noise_floor=noise_floor)
     sweep(everything, _INNER, [1, 3])
-    central = (values[:, 3] - values[:, 1]) / (2 * h)
-    magnitude = np.maximum(np.max(np.abs(values[:, 1:4]), axis=1), noise_floor)
-    noise = EPS * magnitude / h
-    ref = np.reshape(reference, -1)
-    settled = np.abs(central - ref) <= SETTLE * noise + 1e-10 * np.abs(ref)
-    # Settled entries: the central difference, its round-off as the error, no kink.
-    left, right = (values[:, 2] - values[:, 1]) / h, (values[:, 3] - values[:, 2]) / h
-    out = FDEstimate(central.copy(), NOISE_SIGMAS * noise + np.abs(central - ref),
-                     np.zeros(n, bool), np.minimum(left, right) - noise,
-                     np.maximum(left, right) + noise, central, h.copy())
+    out, settled = settled_estimate(values, h, reference, noise_floor)
     rest = np.flatnonzero(~settled)
     if rest.size:  # the others: the full stencil and its analysis
         sweep(rest, _OUTER, [0, 4])
