@@ -10,15 +10,30 @@ runs the *unchanged* code on :class:`Lifted` wrappers of JAX arrays instead::
 How it works:
 
 * ``Lifted`` implements numpy's dispatch protocols (NEP 13 ``__array_ufunc__``, NEP 18
-  ``__array_function__``): ``np.exp(x)``, ``np.add.reduce``, ``np.add.at``, ``np.pad``,
-  ``np.linalg.norm`` ... called with a ``Lifted`` are answered by the ``jax.numpy`` function of
-  the same name (and submodule). Operators (``+ @ ** < ...``, in-place ones too) go through the
-  same ufunc path.
+  ``__array_function__``): ``np.exp(x)``, ``np.add.reduce``, ``np.add.reduceat``,
+  ``np.add.at``, ``np.pad``, ``np.interp``, ``np.linalg.norm`` ... called with a ``Lifted``
+  are answered by the ``jax.numpy`` function of the same name (and submodule). Operators
+  (``+ @ ** < ...``, in-place ones too) go through the same ufunc path. ``scipy.special``'s
+  ufuncs (``expit``, ``erf``, ``gammaln``, ``xlogy`` ...), which numpy dispatches the same way,
+  are answered by the ``jax.scipy.special`` function of the same name (scipy is optional: it
+  is never imported here). ``np.lib.stride_tricks.sliding_window_view`` is a gather (a copy;
+  numpy's view is read-only).
 * ``Lifted`` is mutable although JAX arrays are not: ``x[idx] = v`` rebinds the wrapped value
   to ``x.value.at[idx].set(v)``. Basic indexing (ints, slices, ``None``, ``...``), ``.T``,
   ``transpose``, ``reshape``, ``ravel``, ``squeeze`` and ``swapaxes`` return *views* as numpy
   does: writing into ``out[n]`` (``out[n][f] = ...``, ``row = out[i]; row += v``) writes into
-  ``out``.
+  ``out``. ``x.flat[i]``, ``x.flat[::2]`` and iterating over ``x.flat`` read copies;
+  ``x.flat[i] = v`` writes into ``x``.
+* Boolean masks: ``x[mask] = v`` with ``v`` broadcast over the selected entries
+  (``y[y < 0] = 0``, ``out[rows] = row``) is a select, ``jnp.where(mask, v, x)``; with one
+  value per selected entry (``out[m] = np.exp(x[m])``) it is a scatter at
+  ``np.nonzero(mask)``. Reading ``x[mask]`` and that scatter need the mask's value (the
+  result's shape depends on it): a mask computed from a differentiated value has one under
+  eager ``jax.vjp`` (comparisons are computed on concrete values), but not under abstract
+  tracing (``jax.make_jaxpr``, ``jit``), where they raise ``UntraceableError`` and the oracle
+  runs the forward under eager JAX instead. What traces abstractly too: the select, and
+  ``x[mask] op= c`` for ``+= -= *= /=`` by a constant (``y[y < 0] *= alpha``: Python runs it
+  as ``x[m] = x[m] * c``), done at full shape and selected back (``_MaskedSelection``).
 * Array-creation functions take no array argument, so numpy cannot dispatch them. While a
   lifted function runs, ``numpy.zeros``, ``empty``, ``ones``, ``full``, their ``*_like``
   forms, ``array``, ``asarray``, ``asanyarray`` and ``ascontiguousarray`` are temporarily
@@ -31,7 +46,11 @@ How it works:
   (``np.zeros(...)``: compiled code such as ``np.random``'s, which looks ``np.empty`` up while
   the user's line runs, gets the real one); in every other case it calls the real function.
   It is installed by the first active lifted call (any thread) under a lock, and removed in
-  ``finally`` by the last one, so nested and concurrent lifted calls are safe.
+  ``finally`` by the last one, so nested and concurrent lifted calls are safe. The same
+  redirect answers ``np.ndenumerate(x)`` of a lifted ``x`` (index and 0-d lifted entry) and
+  ``np.vectorize(pyfunc)``: called with lifted arrays, it runs ``pyfunc`` on every broadcast
+  entry, one by one (at most ``VECTORIZE_LIMIT``; positional arguments only, no ``excluded``
+  or ``signature``), and stacks the results.
 * Integer and boolean results that do not depend on a differentiated input (``x > 0``,
   ``np.argmax(x)``) come back as plain numpy arrays; ``bool``/``int`` of a value that does
   depend on one use its concrete value (eager ``jax.vjp``, not under ``jit``), so Python
@@ -39,12 +58,19 @@ How it works:
 
 Limits (each raises ``UntraceableError`` naming the call, never a silently wrong derivative):
 
-* a numpy function with no ``jax.numpy`` counterpart (``np.lib.stride_tricks`` ...), or one
-  numpy does not dispatch that converts its argument to a plain array (``np.vectorize``,
-  ``np.frompyfunc``, ``np.sum`` of a *list* of lifted arrays);
-* ``float(x)``/``x.item()``/``math.exp(x)`` of a value being differentiated (it would drop the
-  derivative); writing such a value into a plain numpy array (a buffer that was not made by
-  one of the redirected functions, e.g. imported as ``from numpy import zeros``);
+* a numpy function with no ``jax.numpy`` counterpart (``np.fix``, ``np.real_if_close``
+  ...), a ufunc of neither numpy nor ``scipy.special`` (``np.frompyfunc``'s), or a
+  ``scipy.special`` ufunc with no ``jax.scipy.special`` counterpart (``ellipj``, ``jv`` ...);
+* code numpy does not dispatch that converts its argument to a plain array: scipy's Python
+  functions (``scipy.special.logsumexp``/``softmax``, ``scipy.signal.correlate2d``),
+  ``np.lib.stride_tricks.as_strided``, ``np.vectorize`` made outside the lifted call (a
+  module-level ``@np.vectorize``), ``np.sum`` of a *list* of lifted arrays;
+* ``float(x)``/``x.item()``/``x.tolist()``/``math.exp(x)`` of a value being differentiated
+  (it would drop the derivative: ``math.*`` calls ``float()``, which the message names, at
+  the user's line); writing such a value into a plain numpy array (a buffer that was not made
+  by one of the redirected functions, e.g. imported as ``from numpy import zeros``);
+* under abstract tracing, ``x[mask]`` reads and one-value-per-entry ``x[mask] = values``
+  writes with a mask computed from a differentiated value (see above; eager JAX runs them);
 * ndarray attributes and methods ``Lifted`` does not have (``x.flags``, ``x.view`` ...);
 * under ``jax.jit``, any Python control flow on traced values.
 
@@ -63,6 +89,7 @@ import contextlib
 import functools
 import inspect
 import linecache
+import math
 import os
 import sys
 import threading
@@ -86,6 +113,7 @@ _TRACE_ERRORS = (
     jax.errors.TracerArrayConversionError,
     jax.errors.TracerIntegerConversionError,
     jax.errors.UnexpectedTracerError,
+    jax.errors.NonConcreteBooleanIndexError,  # x[mask] with a mask known only abstractly
 )
 # Failures of a jax.numpy counterpart called with numpy's arguments: the call cannot be lifted.
 _CALL_ERRORS = (TypeError, ValueError, NotImplementedError)
@@ -299,6 +327,77 @@ def _slicers(sizes: tuple[int, ...], result: tuple[int, ...]) -> tuple[Callable,
     return jax.jit(read), jax.jit(write)
 
 
+def _is_bool_array(obj: Any) -> bool:
+    return isinstance(obj, (np.ndarray, jax.Array)) and obj.dtype == bool
+
+
+def _is_mask_of(key: Any, shape: tuple[int, ...]) -> bool:
+    """Whether ``key`` is one boolean array over the leading axes of ``shape`` (``x[x < 0]``,
+    ``x[rows]``), concrete (numpy) or traced (a mask computed from a differentiated value)."""
+    return (_is_bool_array(key) and 1 <= key.ndim <= len(shape)
+            and tuple(key.shape) == tuple(shape[:key.ndim]))
+
+
+def _concrete(mask: Any) -> np.ndarray | None:
+    """A boolean mask's value, or None when it is known only abstractly (``jax.make_jaxpr``:
+    eager JAX computes every comparison on concrete values)."""
+    if isinstance(mask, np.ndarray):
+        return mask
+    try:
+        return np.asarray(mask)
+    except _TRACE_ERRORS:
+        return None
+
+
+def _concrete_mask_key(key: Any) -> Any:
+    """``key`` with its boolean arrays as numpy arrays where their values are known: JAX
+    indexes with a concrete mask (``x[mask]``'s shape depends on how many entries it holds)."""
+    if isinstance(key, tuple):
+        return tuple(_concrete_mask_key(k) for k in key)
+    if _is_bool_array(key) and _is_tracer(key):
+        value = _concrete(key)
+        return key if value is None else value
+    return key
+
+
+def _with_masks(index: Callable[[Any], Any], key: Any, what: str) -> Any:
+    """``index(key)`` with ``key``'s boolean arrays concrete where their values are known;
+    JAX's error for one known only abstractly becomes ``UntraceableError``: the oracle then
+    runs the forward under eager JAX, where every mask is concrete."""
+    try:
+        return index(_concrete_mask_key(key))
+    except jax.errors.NonConcreteBooleanIndexError:
+        raise _untraceable(what, "the boolean mask's value is needed (how many entries it "
+                           "selects) and is known only under eager JAX", _caller()) from None
+
+
+def _masked_set(value: Any, mask: Any, new: Any) -> Any:
+    """``value[mask] = new`` for a boolean ``mask`` over ``value``'s leading axes.
+
+    ``new`` broadcast over the selected entries (``x[x < 0] = 0``, ``out[rows] = row``) is a
+    select, which needs no concrete mask (it also traces abstractly); ``new`` with one entry
+    per selected one (``x[m] = x[m] * 2``, what ``x[m] *= 2`` does) is a scatter at
+    ``np.nonzero(mask)``, which needs the mask's value.
+    """
+    rest = value.shape[mask.ndim:]
+    new = jnp.asarray(_unwrap(new), dtype=value.dtype)
+    if new.ndim == len(rest) + 1 and new.shape[0] == 1:
+        new = new[0]
+    if new.ndim <= len(rest):
+        selected = jnp.reshape(mask, mask.shape + (1,) * len(rest))
+        return jnp.where(selected, jnp.broadcast_to(new, rest), value)
+    concrete = _concrete(mask)
+    if concrete is None:
+        raise _untraceable("x[mask] = values", "one value per selected entry needs the mask's "
+                           "value, known only under eager JAX", _caller())
+    where = np.nonzero(concrete)
+    if new.shape[0] != len(where[0]):
+        raise ValueError(f"NumPy boolean array indexing assignment cannot assign "
+                         f"{new.shape[0]} input values to the {len(where[0])} output values "
+                         "where the mask is true")
+    return value.at[where].set(new)
+
+
 def _floating(dtype: Any) -> bool:
     return np.dtype(dtype).kind in "fc"
 
@@ -384,10 +483,10 @@ class Lifted(NDArrayOperatorsMixin):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         name = ufunc.__name__
-        what = f"np.{name}" if method == "__call__" else f"np.{name}.{method}"
-        jfn = getattr(jnp, name, None)
+        jfn, prefix, missing = _ufunc_counterpart(ufunc)
+        what = f"{prefix}{name}" if method == "__call__" else f"{prefix}{name}.{method}"
         if jfn is None:
-            raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+            raise _untraceable(what, missing, _caller())
         if method == "at":
             return _ufunc_at(jfn, what, *inputs)
         out = kwargs.pop("out", None)
@@ -399,18 +498,18 @@ class Lifted(NDArrayOperatorsMixin):
                 result = jfn(*args, **kwargs)
                 if dtype is not None:
                     result = result.astype(dtype)
-            elif method in ("reduce", "accumulate", "outer"):
+            elif method in ("reduce", "accumulate", "outer", "reduceat"):
                 if where is not True:
                     kwargs["where"] = _operand(where)
                     where = True
                 if isinstance(jfn, jnp.ufunc):
                     result = getattr(jfn, method)(*args, **kwargs)
-                elif method == "reduce" and name in _REDUCTIONS:
+                elif method == "reduce" and name in _REDUCTIONS and prefix == "np.":
                     result = getattr(jnp, _REDUCTIONS[name])(*args, **kwargs)
                 else:
-                    raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+                    raise _untraceable(what, missing, _caller())
             else:
-                raise _untraceable(what, "jax.numpy has no counterpart", _caller())
+                raise _untraceable(what, missing, _caller())
             if where is not True:
                 if out is None:
                     raise _untraceable(what, "where= without out= leaves entries undefined",
@@ -509,7 +608,9 @@ class Lifted(NDArrayOperatorsMixin):
     def __getitem__(self, key: Any) -> Any:
         key = _index(key)
         if not _is_basic(key):
-            return _wrap(self.value[key])
+            if _is_mask_of(key, self.shape) and _concrete(key) is None:
+                return _MaskedSelection(self, key)  # good only for x[mask] op= scalar
+            return _wrap(_with_masks(lambda k: self.value[k], key, "x[mask]"))
         get, put, _ = _basic_get_put(key, self._value)
         if _is_element(key, self.ndim):  # numpy gives a scalar: a copy
             return _wrap(get(self.value))
@@ -521,11 +622,14 @@ class Lifted(NDArrayOperatorsMixin):
         if _is_basic(key):
             _, put, _ = _basic_get_put(key, self._value)
             self._assign(put(self.value, new))
-        elif (isinstance(key, np.ndarray) and key.dtype == bool and key.shape == self.shape
-              and np.ndim(new) == 0):  # x[x <= 0] = 0: a select, cheaper than a scatter
-            self._assign(jnp.where(key, new, self.value))
+        elif isinstance(new, _MaskedSelection):
+            self._assign(new.written_back(self, key))
+        elif _is_mask_of(key, self.shape):
+            self._assign(_masked_set(self.value, key, new))
         else:
-            self._assign(self.value.at[key].set(jnp.asarray(new, dtype=self._value.dtype)))
+            value = jnp.asarray(new, dtype=self._value.dtype)
+            self._assign(_with_masks(lambda k: self.value.at[k].set(value), key,
+                                     "x[mask] = values"))
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -548,6 +652,16 @@ class Lifted(NDArrayOperatorsMixin):
     @property
     def T(self) -> Lifted:  # noqa: N802  (numpy's name)
         return self.transpose()
+
+    @property
+    def flat(self) -> _Flat:
+        """A flat iterator over the entries in C order, like ``ndarray.flat``."""
+        return _Flat(self)
+
+    @flat.setter
+    def flat(self, new: Any) -> None:
+        value = jnp.resize(jnp.ravel(_operand(new)), self.size)  # numpy repeats ``new``
+        self._assign(jnp.reshape(value, self.shape))
 
     # -- views -------------------------------------------------------------------------------
 
@@ -613,6 +727,113 @@ class Lifted(NDArrayOperatorsMixin):
         self._assign(jnp.sort(self.value, axis=axis))
 
 
+class _MaskedSelection(NDArrayOperatorsMixin):
+    """``x[mask]`` for a boolean mask known only abstractly (``jax.make_jaxpr``), good for two
+    things: ``x[mask] op= c`` (``y[y < 0] *= alpha``), which Python runs as
+    ``s = x[mask]; s = s.__imul__(alpha); x[mask] = s``, and ``out[m] = x[m]`` with the same
+    mask object ``m``. The selection is kept at ``x``'s full shape, the in-place operation
+    applied to every entry, and the write-back is the select ``jnp.where(mask, s, out)``.
+    Only operations linear in the selection with constant coefficients (``+= -= *= /=`` by a
+    number or a numpy array over the axes after the mask's), so that the unselected entries,
+    which the select discards, cannot put ``0 * inf`` into the derivative (``**=`` or
+    ``np.log`` of them could). Any other use (its shape, a reduction, ``np.exp(x[mask])``, a
+    traced operand) needs the selection's size or risks that: ``UntraceableError``, and the
+    oracle runs the forward under eager JAX, where the mask is concrete and ``x[mask]`` a
+    plain gather.
+    """
+
+    __array_priority__ = 2000.0
+    _LINEAR = frozenset({"add", "subtract", "multiply", "divide", "true_divide", "negative",
+                         "positive"})
+
+    def __init__(self, base: Lifted, mask: Any) -> None:
+        self._base, self._mask = base, mask
+        self._full = base.value
+
+    def _refuse(self, what: str) -> UntraceableError:
+        return _untraceable(what, "x[mask] with a mask known only under eager JAX is used "
+                            "here for more than `x[mask] op= constant`", _caller())
+
+    def _constant(self, operand: Any) -> bool:
+        value = _unwrap(operand)
+        return (not _is_tracer(value) and not isinstance(value, _MaskedSelection)
+                and np.ndim(value) <= self._base.ndim - self._mask.ndim)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        out = kwargs.pop("out", None)
+        what = f"np.{ufunc.__name__}"
+        if (method != "__call__" or kwargs or getattr(np, ufunc.__name__, None) is not ufunc
+                or ufunc.__name__ not in self._LINEAR or out is None or len(out) != 1
+                or out[0] is not self or inputs[0] is not self
+                or not all(self._constant(x) for x in inputs[1:])):
+            raise self._refuse(what)
+        self._full = getattr(jnp, ufunc.__name__)(self._full, *(_operand(x) for x in inputs[1:]))
+        return self
+
+    def written_back(self, target: Lifted, mask: Any) -> Any:
+        """The new value of ``target`` after ``target[mask] = self``: with the very mask it
+        was selected with (``m = x > 0; out[m] = x[m]`` too; the selection is a copy taken
+        when it was made, as numpy's)."""
+        if mask is not self._mask:
+            raise self._refuse("x[mask] = selection")
+        selected = jnp.reshape(mask, mask.shape + (1,) * (target.ndim - mask.ndim))
+        return jnp.where(selected, self._full.astype(target.value.dtype), target.value)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refuse("this numpy call")
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        raise self._refuse(_numpy_name(func))
+
+    def __getattr__(self, name: str) -> Any:
+        raise self._refuse(f"ndarray.{name}")
+
+    def __len__(self) -> int:
+        raise self._refuse("len()")
+
+    def __iter__(self) -> Iterator[Any]:
+        raise self._refuse("iteration")
+
+    def __bool__(self) -> bool:
+        raise self._refuse("bool()")
+
+    def __float__(self) -> float:
+        raise self._refuse("float()")
+
+    def __getitem__(self, key: Any) -> Any:
+        raise self._refuse("x[mask][...]")
+
+    def __setitem__(self, key: Any, new: Any) -> None:
+        raise self._refuse("x[mask][...] = ")
+
+
+class _Flat:
+    """``x.flat`` of a lifted ``x``: reads are copies (``x.flat[::2]``, ``x.flat[i]``), writes
+    (``x.flat[i] = v``) reach ``x``, iteration yields the entries in C order."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: Lifted) -> None:
+        self.base = base
+
+    def __getitem__(self, key: Any) -> Any:
+        part = self.base.reshape(-1)[key]
+        return part.copy() if isinstance(part, Lifted) else part
+
+    def __setitem__(self, key: Any, new: Any) -> None:
+        self.base.reshape(-1)[key] = new
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.base.reshape(-1))
+
+    def __len__(self) -> int:
+        return self.base.size
+
+    def copy(self) -> Lifted:
+        """A flat copy, like ``flatiter.copy``."""
+        return self.base.flatten()
+
+
 def _numpy_method(name: str) -> Callable[..., Any]:
     """``x.name(*args)`` as ``np.name(x, *args)``, which dispatches to jax.numpy."""
     function = getattr(np, name)
@@ -635,6 +856,32 @@ del _name
 # --------------------------------------------------------------------------------------------
 # Dispatch helpers
 # --------------------------------------------------------------------------------------------
+
+def _ufunc_counterpart(ufunc: np.ufunc) -> tuple[Any, str, str]:
+    """``(jax function or None, prefix of the ufunc's name, the reason when there is none)``.
+
+    numpy's own ufuncs map to ``jax.numpy`` by name; ``scipy.special``'s (``expit``, ``erf``,
+    ``gammaln`` ...), which numpy dispatches through the same protocol, to
+    ``jax.scipy.special`` by name. scipy is never imported here: a ufunc of scipy.special can
+    only reach this point once the user's code has imported it. Any other ufunc (of another
+    library, or made by ``np.frompyfunc``) has no counterpart.
+    """
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc or getattr(ufunc, "__module__", None) == "numpy":
+        return getattr(jnp, name, None), "np.", "jax.numpy has no counterpart"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return (getattr(_jax_scipy_special(), name, None), "scipy.special.",
+                "jax.scipy.special has no counterpart")
+    return None, "ufunc ", "a ufunc of neither numpy nor scipy.special has no JAX counterpart"
+
+
+@functools.cache
+def _jax_scipy_special() -> Any:
+    import jax.scipy.special
+
+    return jax.scipy.special
+
 
 def _jax_counterpart(func: Any) -> Any:
     """``jnp.<sub>.<name>`` for ``numpy.<sub>.<name>`` (only numpy, linalg and fft)."""
@@ -696,6 +943,46 @@ def _np_putmask(a: Any, mask: Any, values: Any) -> None:
     _write_out(a, new, "np.putmask")
 
 
+def _np_interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
+               period: Any = None) -> Any:
+    return _wrap(jnp.interp(_operand(x), _operand(xp), _operand(fp), left=_operand(left),
+                            right=_operand(right), period=_operand(period)))
+
+
+def _np_sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False,
+                            writeable: bool = False) -> Any:
+    """numpy's read-only strided view as a gather (a copy: numpy forbids writes into it)."""
+    what = "np.lib.stride_tricks.sliding_window_view"
+    if writeable:
+        raise _untraceable(what, "writeable=True views cannot be lifted", _caller())
+    value = _operand(x)
+    window = tuple(window_shape) if np.iterable(window_shape) else (window_shape,)
+    if axis is None:
+        axes = tuple(range(value.ndim))
+        if len(window) != value.ndim:
+            raise ValueError(f"Since axis is `None`, must provide window_shape for all "
+                             f"dimensions of `x`; got {len(window)} window_shape elements and "
+                             f"`x.ndim` is {value.ndim}.")
+    else:
+        axes = tuple(axis) if np.iterable(axis) else (axis,)
+        if len(window) != len(axes):
+            raise ValueError(f"Must provide matching length window_shape and axis; got "
+                             f"{len(window)} window_shape elements and {len(axes)} axes "
+                             "elements.")
+    if any(int(w) < 0 for w in window):
+        raise ValueError("`window_shape` cannot contain negative values")
+    for a, w in zip(axes, window):
+        if not -value.ndim <= int(a) < value.ndim:
+            raise np.exceptions.AxisError(int(a), value.ndim)
+        a, w = int(a) % value.ndim, int(w)
+        positions = value.shape[a] - w + 1
+        if positions < 0:
+            raise ValueError("window shape cannot be larger than input array shape")
+        starts = np.arange(positions)[:, None] + np.arange(w)[None, :]
+        value = jnp.moveaxis(jnp.take(value, starts, axis=a), a + 1, -1)
+    return _wrap(value)
+
+
 # numpy functions answered here rather than by the jnp function of the same name: views (numpy
 # returns one, and writes through it must reach the original), different keywords, in-place.
 _SPECIAL: dict[str, Callable[..., Any]] = {
@@ -707,6 +994,8 @@ _SPECIAL: dict[str, Callable[..., Any]] = {
     "np.clip": _np_clip,
     "np.copyto": _np_copyto,
     "np.putmask": _np_putmask,
+    "np.interp": _np_interp,  # xp, fp are often lists, which jnp.interp refuses
+    "np.lib.stride_tricks.sliding_window_view": _np_sliding_window_view,
 }
 
 
@@ -772,6 +1061,66 @@ def _asarray(obj: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
     return _array(obj, dtype)
 
 
+def _ndenumerate(arr: Any) -> Any:
+    if not isinstance(arr, Lifted):
+        return NotImplemented
+    return ((index, arr[index]) for index in np.ndindex(*arr.shape))
+
+
+_REAL_VECTORIZE = np.vectorize
+VECTORIZE_LIMIT = 100_000
+"""Most entries ``np.vectorize`` runs its Python function on, one lifted call per entry."""
+
+
+class _Vectorized:
+    """``np.vectorize(pyfunc)`` made while a lifted function runs: called with lifted arrays,
+    it calls ``pyfunc`` on each broadcast entry (a 0-d lifted array, so Python ``if``s on it
+    take numpy's branch under eager JAX) and stacks the results; otherwise it is numpy's."""
+
+    def __init__(self, real: Any, pyfunc: Any, otypes: Any, excluded: Any,
+                 signature: Any) -> None:
+        self.real, self.pyfunc, self.otypes = real, pyfunc, otypes
+        self.excluded, self.signature = excluded, signature
+        functools.update_wrapper(self, pyfunc, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not _contains_lifted(args) and not _contains_lifted(list(kwargs.values())):
+            return self.real(*args, **kwargs)
+        if kwargs or self.excluded or self.signature is not None:
+            raise _untraceable("np.vectorize", "only positional arguments, without excluded= "
+                               "or signature=, can be lifted", _caller())
+        values = [_operand(a) for a in args]
+        shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+        size = math.prod(shape)
+        if size > VECTORIZE_LIMIT:
+            raise _untraceable("np.vectorize", f"{size} entries, more than the "
+                               f"{VECTORIZE_LIMIT} it is run on one by one", _caller())
+        flat = [jnp.ravel(jnp.broadcast_to(v, shape)) for v in values]
+        results = [self.pyfunc(*(_wrap(f[i]) for f in flat)) for i in range(size)]
+        several = bool(results) and isinstance(results[0], tuple)
+        columns = list(zip(*results)) if several else [results]
+        otypes = list(self.otypes or [])
+        outs = []
+        for k, column in enumerate(columns):
+            dtype = np.dtype(otypes[k]) if k < len(otypes) else None
+            if not column:  # numpy needs otypes for an empty input too
+                stacked = jnp.zeros(shape, dtype or np.float64)
+            else:
+                stacked = jnp.reshape(jnp.stack([jnp.asarray(_unwrap(c)) for c in column]),
+                                      shape)
+            outs.append(_wrap(stacked if dtype is None else stacked.astype(dtype)))
+        return tuple(outs) if several else outs[0]
+
+
+def _vectorize(pyfunc: Any = np._NoValue, otypes: Any = None, doc: Any = None,
+               excluded: Any = None, cache: bool = False, signature: Any = None) -> Any:
+    if pyfunc is np._NoValue or not callable(pyfunc):  # the decorator-factory form
+        return NotImplemented
+    real = _REAL_VECTORIZE(pyfunc, otypes=otypes, doc=doc, excluded=excluded, cache=cache,
+                           signature=signature)
+    return _Vectorized(real, pyfunc, otypes, excluded, signature)
+
+
 _CREATORS: dict[str, Callable[..., Any]] = {
     "zeros": _zeros,
     "empty": _zeros,  # numpy's content is arbitrary; zeros is one valid choice
@@ -785,6 +1134,8 @@ _CREATORS: dict[str, Callable[..., Any]] = {
     "asarray": _asarray,
     "asanyarray": _asarray,
     "ascontiguousarray": _asarray,
+    "ndenumerate": _ndenumerate,
+    "vectorize": _vectorize,
 }
 
 _LOCK = threading.Lock()
@@ -817,7 +1168,7 @@ def _spelled_call(frame: FrameType, name: str) -> bool:
 def _replacement(name: str, real: Any) -> Any:
     make = _CREATORS[name]
 
-    @functools.wraps(real)
+    @functools.wraps(real, updated=())  # np.vectorize and np.ndenumerate are classes
     def replacement(*args: Any, **kwargs: Any) -> Any:
         caller = sys._getframe(1)
         if (threading.get_ident() in _ACTIVE and not _is_library(caller)

@@ -38,6 +38,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+try:  # scipy is optional: without it the zoo has no gelu_erf
+    from scipy.special import erf
+except ImportError:  # pragma: no cover
+    erf = None
 
 __all__ = ["LAYERS", "ZooLayer"]
 
@@ -138,6 +144,38 @@ def conv1d_naive_buggy(dout, x, w, b):
 
 def conv1d_inputs(rng):
     return rng.normal(size=(2, 2, 8)), rng.normal(size=(3, 2, 3)), rng.normal(size=3)
+
+
+def conv1d_windows_forward(x, w, b):
+    """The convolution as one einsum over ``sliding_window_view``'s windows (no loop)."""
+    pad = CONV1D_PAD
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode="constant")
+    windows = sliding_window_view(xp, w.shape[2], axis=2)          # (N, C, L_out, K)
+    return np.einsum("nclk,fck->nfl", windows, w) + b[None, :, None]
+
+
+def _conv1d_windows_backward(dout, x, w, b, *, accumulate):
+    pad, K = CONV1D_PAD, w.shape[2]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode="constant")
+    windows = sliding_window_view(xp, K, axis=2)
+    dw = np.einsum("nfl,nclk->fck", dout, windows)
+    dwindows = np.einsum("nfl,fck->nclk", dout, w)
+    dxp = np.zeros_like(xp)
+    L_out = dout.shape[2]
+    for k in range(K):   # window entry k of every window is xp[:, :, k:k + L_out]
+        if accumulate:
+            dxp[:, :, k:k + L_out] += dwindows[..., k]
+        else:
+            dxp[:, :, k:k + L_out] = dwindows[..., k]
+    return dxp[:, :, pad:pad + x.shape[2]], dw, dout.sum(axis=(0, 2))
+
+
+def conv1d_windows_backward(dout, x, w, b):
+    return _conv1d_windows_backward(dout, x, w, b, accumulate=True)
+
+
+def conv1d_windows_buggy(dout, x, w, b):
+    return _conv1d_windows_backward(dout, x, w, b, accumulate=False)
 
 
 CONV2D_STRIDE, CONV2D_PAD = 2, 1
@@ -957,6 +995,130 @@ def tanh_inputs(rng):
     return (rng.normal(size=(4, 5)),)
 
 
+def relu_mask_write_forward(x):
+    out = x.copy()
+    out[out < 0] = 0
+    return out
+
+
+def relu_mask_write_backward(dout, x):
+    dx = dout.copy()
+    dx[x <= 0] = 0
+    return dx
+
+
+def relu_mask_write_buggy(dout, x):
+    dx = dout.copy()
+    dx[dout < 0] = 0
+    return dx
+
+
+LEAKY_ALPHA = 0.1
+
+
+def leaky_relu_forward(x):
+    out = x.copy()
+    out[out < 0] *= LEAKY_ALPHA
+    return out
+
+
+def leaky_relu_backward(dout, x):
+    dx = dout.copy()
+    dx[x < 0] *= LEAKY_ALPHA
+    return dx
+
+
+def leaky_relu_buggy(dout, x):
+    dx = dout.copy()
+    dx[x < 0] = LEAKY_ALPHA
+    return dx
+
+
+def leaky_relu_inputs(rng):
+    """At least 0.05 away from the kink at 0."""
+    x = rng.normal(size=(4, 6))
+    return (x + 0.05 * np.sign(x),)
+
+
+ELU_ALPHA = 1.0
+
+
+def elu_vectorize_forward(x):
+    return np.vectorize(lambda t: t if t > 0 else ELU_ALPHA * (np.exp(t) - 1))(x)
+
+
+def elu_vectorize_backward(dout, x):
+    return dout * np.where(x > 0, 1.0, ELU_ALPHA * np.exp(np.minimum(x, 0)))
+
+
+def elu_vectorize_buggy(dout, x):
+    out = elu_vectorize_forward(x)
+    return dout * np.where(x > 0, 1.0, out)
+
+
+def elu_inputs(rng):
+    """At least 0.05 away from 0, where the forward's branch changes."""
+    x = rng.normal(size=(3, 5))
+    return (x + 0.05 * np.sign(x),)
+
+
+def gelu_erf_forward(x):
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def gelu_erf_backward(dout, x):
+    cdf = 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x ** 2) / np.sqrt(2.0 * np.pi)
+    return dout * (cdf + x * pdf)
+
+
+def gelu_erf_buggy(dout, x):
+    return dout * 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def gelu_inputs(rng):
+    return (1.5 * rng.normal(size=(4, 5)),)
+
+
+PWL_KNOTS = [-2.0, -0.5, 0.5, 2.0]
+
+
+def piecewise_linear_forward(x, values):
+    """A learned piecewise-linear activation: ``values`` at fixed knots, flat outside them."""
+    return np.interp(x, PWL_KNOTS, values)
+
+
+def _piecewise_linear_backward(dout, x, values, *, swap):
+    knots = np.asarray(PWL_KNOTS)
+    i = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, len(knots) - 2)
+    width = knots[i + 1] - knots[i]
+    t = np.clip((x - knots[i]) / width, 0.0, 1.0)
+    inside = (x > knots[0]) & (x < knots[-1])
+    dx = dout * inside * (values[i + 1] - values[i]) / width
+    left, right = (t, 1 - t) if swap else (1 - t, t)
+    dvalues = np.zeros_like(values)
+    np.add.at(dvalues, i, dout * left)
+    np.add.at(dvalues, i + 1, dout * right)
+    return dx, dvalues
+
+
+def piecewise_linear_backward(dout, x, values):
+    return _piecewise_linear_backward(dout, x, values, swap=False)
+
+
+def piecewise_linear_buggy(dout, x, values):
+    return _piecewise_linear_backward(dout, x, values, swap=True)
+
+
+def piecewise_linear_inputs(rng):
+    """Inputs inside, left and right of the knots, at least 0.05 away from every knot."""
+    while True:
+        x = 1.5 * rng.normal(size=(4, 5))
+        if np.min(np.abs(x[..., None] - np.asarray(PWL_KNOTS))) >= 0.05 and (
+                np.any(x < PWL_KNOTS[0]) and np.any(x > PWL_KNOTS[-1])):
+            return x, rng.normal(size=len(PWL_KNOTS))
+
+
 def residual_block_forward(x, W1, b1, W2, b2):
     h = x @ W1 + b1
     h = h * (h > 0)
@@ -1092,6 +1254,29 @@ _CATALOGUE = [
     _layer("residual_block", residual_block_forward, residual_block_backward,
            residual_block_buggy, "dx misses the skip connection's + dout", "x",
            residual_block_inputs, {_JNP}),
+    _layer("conv1d_windows", conv1d_windows_forward, conv1d_windows_backward,
+           conv1d_windows_buggy,
+           "dx's window entries assigned (=) instead of accumulated (+=): overlaps keep one",
+           "x", conv1d_inputs, set()),
+    _layer("relu_mask_write", relu_mask_write_forward, relu_mask_write_backward,
+           relu_mask_write_buggy,
+           "dx[dout < 0] = 0: masked by the upstream gradient's sign instead of the input's",
+           "x", relu_inputs, {_INPLACE, _FANCY}, kinks=True),
+    _layer("leaky_relu", leaky_relu_forward, leaky_relu_backward, leaky_relu_buggy,
+           "dx[x < 0] = alpha: the slope written over dout instead of scaling it", "x",
+           leaky_relu_inputs, {_INPLACE, _FANCY}),
+    _layer("elu_vectorize", elu_vectorize_forward, elu_vectorize_backward, elu_vectorize_buggy,
+           "elu' for x <= 0 taken as the output, without the + alpha", "x", elu_inputs,
+           {_UFUNC}),
+    _layer("piecewise_linear", piecewise_linear_forward, piecewise_linear_backward,
+           piecewise_linear_buggy,
+           "dvalues gets the interpolation weights swapped (t at the left knot, 1 - t right)",
+           "values", piecewise_linear_inputs, set()),
 ]
+if erf is not None:
+    _CATALOGUE.append(
+        _layer("gelu_erf", gelu_erf_forward, gelu_erf_backward, gelu_erf_buggy,
+               "dx = dout * Phi(x): the product rule's x * phi(x) term dropped", "x",
+               gelu_inputs, {_UFUNC}))
 
 LAYERS: dict[str, ZooLayer] = {layer.name: layer for layer in _CATALOGUE}

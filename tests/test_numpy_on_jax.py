@@ -5,6 +5,7 @@ the same code (forward values) and with ``jax.vjp`` of the same function written
 ``jax.numpy``/``jax.lax``, or with a closed-form gradient (backward values).
 """
 
+import math
 import threading
 
 import numpy as np
@@ -375,24 +376,253 @@ def test_containers_in_and_out(rng):
     assert not any(isinstance(leaf, Lifted) for leaf in jax.tree_util.tree_leaves(out))
 
 
+def abstract_vjp(f_np, *arrays, cotangent_seed=0):
+    """``lifted_vjp`` traced abstractly (``jax.jit``, as the oracle's ``jax.make_jaxpr``):
+    no value is concrete, every mask computed from an input is a tracer."""
+    ct = np.random.default_rng(cotangent_seed).standard_normal(
+        np.shape(f_np(*(np.array(a) for a in arrays))))
+
+    @jax.jit
+    def value_and_grads(ct, *xs):
+        out, vjp = jax.vjp(lift(f_np), *xs)
+        return out, vjp(ct)
+
+    out, grads = value_and_grads(jnp.asarray(ct), *(jnp.asarray(a) for a in arrays))
+    return np.asarray(out), [np.asarray(g) for g in grads], ct
+
+
+def test_boolean_mask_selects_and_constant_updates_trace_abstractly(rng):
+    def relu(x):                    # the commonest student relu
+        y = x.copy()
+        y[y < 0] = 0
+        return y
+
+    def rows(x):                    # a mask over the leading axis, one row broadcast
+        out = x * 1.0
+        out[x[:, 0] > 0] = x[0] ** 2
+        return out
+
+    def leaky(x):                   # Python runs it as y[m] = y[m].__imul__(0.1)
+        y = x.copy()
+        y[y < 0] *= 0.1
+        y[y[:, 0] > 0] -= np.array([1.0, 2.0, 3.0])   # rows: a constant row subtracted
+        return y
+
+    def copied(x):                  # the same mask object: a select too
+        out = np.zeros_like(x)
+        m = x > 0
+        out[m] = x[m]
+        return out
+
+    x = rng.standard_normal((4, 3))
+    x[0, 0] = abs(x[0, 0]) + 0.5    # row 0 is selected: its row is written from itself
+    x[1, 0] = -abs(x[1, 0]) - 0.5
+    for f_np, gradients in [
+        (relu, lambda ct, x: ct * (x >= 0)),   # where(x < 0, 0, x): slope 1 at 0, as JAX's
+        (rows, lambda ct, x: np.where((x[:, 0] > 0)[:, None], 0.0, ct)
+         + np.eye(4)[0][:, None] * 2 * x[0] * ct[x[:, 0] > 0].sum(axis=0)),
+        (leaky, lambda ct, x: ct * np.where(x < 0, 0.1, 1.0)),
+        (copied, lambda ct, x: ct * (x > 0)),
+    ]:
+        for run in (lifted_vjp, abstract_vjp):
+            out, grads, ct = run(f_np, x)
+            np.testing.assert_allclose(out, f_np(x.copy()), **TOL)
+            np.testing.assert_allclose(grads[0], gradients(ct, x), **TOL)
+
+
+def test_boolean_mask_reads_and_per_entry_writes_run_eagerly_and_refuse_abstractly(rng):
+    def exp_where_positive(x):
+        out = np.zeros_like(x)
+        m = x > 0
+        out[m] = np.exp(x[m])
+        return out
+
+    def masked_sum(x):
+        return np.sum(x[x > 0] ** 2)
+
+    def squared_in_place(x):        # not linear: x ** 2 of the unselected entries could be
+        y = x * 1.0                 # inf or nan, and 0 * inf in the derivative
+        y[y > 0] **= 2
+        return y
+
+    def scaled_by_input(x):         # a traced factor: refused too
+        y = x * 1.0
+        y[y > 0] *= x[0, 0]
+        return y
+
+    x = rng.standard_normal((4, 3))
+    x[0, 0] = 0.7
+    assert_closed_form(exp_where_positive, lambda ct, x: [ct * (x > 0) * np.exp(x)], x)
+    assert_closed_form(squared_in_place, lambda ct, x: [ct * np.where(x > 0, 2 * x, 1.0)], x)
+    def scaled_gradients(ct, x):   # y = x * where(x > 0, x[0, 0], 1), x[0, 0] > 0
+        dx = ct * np.where(x > 0, x[0, 0], 1.0)
+        dx[0, 0] += np.sum(ct * x * (x > 0))
+        return [dx]
+
+    assert_closed_form(scaled_by_input, scaled_gradients, x)
+    out, vjp = jax.vjp(lift(masked_sum), jnp.asarray(x))
+    np.testing.assert_allclose(out, masked_sum(x), **TOL)
+    np.testing.assert_allclose(vjp(jnp.asarray(1.0))[0], 2 * x * (x > 0), **TOL)
+    # Abstractly the masks have no value: UntraceableError (the oracle's cue to run eagerly),
+    # naming the user's line, never JAX's NonConcreteBooleanIndexError.
+    for f_np, line in [(exp_where_positive, r"np\.exp\(x\[m\]\)"),
+                       (masked_sum, r"x\[x > 0\]"), (squared_in_place, r"\*\*= 2"),
+                       (scaled_by_input, r"\*= x\[0, 0\]")]:
+        with pytest.raises(UntraceableError, match=line):
+            abstract_vjp(f_np, x)
+
+
+def test_boolean_mask_write_of_the_wrong_number_of_values_raises_as_numpy(rng):
+    def f(x):
+        out = x.copy()
+        out[x > 0] = np.ones(100)
+        return out
+
+    with pytest.raises(ValueError, match="cannot assign 100 input values"):
+        f(np.ones(3))
+    with pytest.raises(ValueError, match="cannot assign 100 input values"):
+        lift(f)(jnp.ones(3))
+
+
+def test_scipy_special_ufuncs_are_jax_scipy_special(rng):
+    special = pytest.importorskip("scipy.special")
+
+    def f_np(x, y):
+        p = special.expit(x)
+        return (special.erf(x) * p + special.gammaln(np.abs(y) + 1)
+                + special.xlogy(p, np.exp(y)) + special.log_ndtr(x))
+
+    def f_jnp(x, y):
+        s = jax.scipy.special
+        p = s.expit(x)
+        return s.erf(x) * p + s.gammaln(jnp.abs(y) + 1) + s.xlogy(p, jnp.exp(y)) + s.log_ndtr(x)
+
+    assert_matches(f_np, f_jnp, rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))
+
+
+def test_a_scipy_special_ufunc_without_a_jax_counterpart_is_named():
+    special = pytest.importorskip("scipy.special")
+    with pytest.raises(UntraceableError, match=r"scipy\.special\.jv .*jax\.scipy\.special"):
+        jax.vjp(lift(lambda x: special.jv(1, x)), jnp.ones(3))
+
+
+def test_np_interp_with_list_knots(rng):
+    def f_np(x, fp):
+        return np.interp(x, [-2.0, -0.5, 0.7, 2.0], fp, left=-1.0)
+
+    def f_jnp(x, fp):
+        return jnp.interp(x, jnp.array([-2.0, -0.5, 0.7, 2.0]), fp, left=-1.0)
+
+    x = np.array([-3.0, -1.2, -0.1, 0.3, 1.5, 2.5])   # every segment, both ends, no knot
+    assert_matches(f_np, f_jnp, x, rng.standard_normal(4))
+
+
+def test_sliding_window_view_is_a_gather(rng):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def f_np(x):
+        a = sliding_window_view(x, 3, axis=-1)              # (2, 3, 3, 3)
+        b = sliding_window_view(x, (2, 2), axis=(1, 2))     # (2, 2, 4, 2, 2)
+        c = sliding_window_view(x, (1, 2, 5))               # (2, 2, 1, 1, 2, 5)
+        return a.sum() * (a ** 2).sum(axis=(0, 3)).ravel()[:4] + (b * b[..., ::-1]).sum() + c.sum()
+
+    def windows(x, axis, w):
+        n = x.shape[axis] - w + 1
+        return jnp.stack([jnp.take(x, jnp.arange(k, k + n), axis=axis) for k in range(w)], -1)
+
+    def f_jnp(x):
+        a = windows(x, 2, 3)
+        b = windows(windows(x, 1, 2), 2, 2)
+        c = windows(windows(windows(x, 0, 1), 1, 2), 2, 5)
+        return a.sum() * (a ** 2).sum(axis=(0, 3)).ravel()[:4] + (b * b[..., ::-1]).sum() + c.sum()
+
+    assert_matches(f_np, f_jnp, rng.standard_normal((2, 3, 5)))
+
+
+def test_flat_reads_copies_and_writes_through(rng):
+    def f(x):
+        out = np.zeros_like(x)
+        out.flat[::2] = x.flat[1::2] * 3      # writes reach out
+        part = x.flat[:3]
+        part *= 0                             # a copy, as numpy's: x unchanged
+        total = sum(v for v in x.T.flat)      # iteration, in C order of the transpose
+        out.flat[5] = x.flat[-1] ** 2
+        return out + total
+
+    x = rng.standard_normal((2, 3))
+
+    def f_jnp(x):
+        flat = jnp.zeros(6).at[::2].set(x.ravel()[1::2] * 3).at[5].set(x.ravel()[-1] ** 2)
+        return flat.reshape(2, 3) + x.sum()
+
+    assert_matches(f, f_jnp, x)
+
+
+def test_np_ndenumerate_loop(rng):
+    def f(x):
+        out = np.zeros_like(x)
+        for (i, j), v in np.ndenumerate(x):
+            out[i, j] = v ** 2 * (i + 1) + j
+        return out
+
+    assert_closed_form(f, lambda ct, x: [ct * 2 * x * (np.arange(3) + 1)[:, None]],
+                       rng.standard_normal((3, 4)))
+
+
+def test_np_vectorize_runs_pyfunc_entry_by_entry(rng):
+    def f(x, w):
+        def piece(t, s):
+            if t > 0:                     # Python control flow on the entry
+                return t * s
+            return np.exp(t) - 1.0
+        return np.vectorize(piece)(x, w)  # w broadcast against x
+
+    def gradients(ct, x, w):
+        return [ct * np.where(x > 0, w, np.exp(x)), (ct * np.where(x > 0, x, 0.0)).sum(axis=0)]
+
+    assert_closed_form(f, gradients, rng.standard_normal((3, 4)), rng.standard_normal(4))
+    # Called with plain numpy arrays, it is numpy's own vectorize.
+    plain = lift(lambda x: x * np.vectorize(lambda t: t + 1)(np.arange(3.0)))(jnp.ones(3))
+    np.testing.assert_array_equal(plain, [1.0, 2.0, 3.0])
+
+
+def test_np_add_reduceat(rng):
+    def f(x):
+        sums = np.add.reduceat(x, [0, 2, 1, 4], axis=1)   # 2 >= 1: x[:, 2] alone, as numpy
+        return sums * np.maximum.reduceat(x, [0, 3], axis=1)[:, :1]
+
+    def f_jnp(x):
+        sums = jnp.stack([x[:, 0:2].sum(1), x[:, 2], x[:, 1:4].sum(1), x[:, 4:].sum(1)], axis=1)
+        return sums * x[:, 0:3].max(axis=1, keepdims=True)
+
+    assert_matches(f, f_jnp, rng.standard_normal((3, 6)))
+
+
 # --------------------------------------------------------------------------------------------
 # What cannot be lifted raises UntraceableError, naming the call
 # --------------------------------------------------------------------------------------------
 
+MODULE_VECTORIZE = np.vectorize(lambda t: t * 2)  # made outside the lifted call: numpy's
+
+
 @pytest.mark.parametrize(
     ("forward", "named"),
     [
-        (lambda x: np.lib.stride_tricks.sliding_window_view(x, 2).sum(),
-         r"np\.lib\.stride_tricks\.sliding_window_view"),
-        (lambda x: np.vectorize(lambda t: t * 2)(x), r"np\.vectorize"),
+        (lambda x: np.fix(x), r"np\.fix"),
+        (lambda x: MODULE_VECTORIZE(x), r"MODULE_VECTORIZE\(x\)"),
         (lambda x: float(np.sum(x)), r"float\(\)"),
+        (lambda x: math.exp(x[0]), r"float\(\).*math\.exp\(x\[0\]\)"),
+        (lambda x: x[0].item() * x, r"\.item\(\)"),
+        (lambda x: np.array(x.tolist()), r"\.tolist\(\)"),
         (lambda x: x.flags, r"ndarray\.flags"),
         (lambda x: np.sum([x, x]), r"np\.sum\(\[x, x\]\)"),
     ],
     ids=["no jnp counterpart", "not dispatched", "float() drops the derivative",
-         "missing attribute", "list of lifted arrays"],
+         "math.exp drops the derivative", ".item() drops the derivative",
+         ".tolist() drops the derivative", "missing attribute", "list of lifted arrays"],
 )
 def test_unliftable_calls_raise_untraceable_error(forward, named):
+    """Each names the call; .item(), .tolist(), float() and math.* would drop the derivative."""
     with pytest.raises(UntraceableError, match=named) as info:
         jax.vjp(lift(forward), jnp.ones(3))
     assert "\n" not in str(info.value)
