@@ -29,6 +29,10 @@ regression worth catching (a dropped term, a wrong constant, a changed epsilon) 
 more than 1e-9. A change of 1e-7 relative in one input's gradient is caught with a margin of
 100.
 
+**No JAX needed to compare**: this module imports numpy and ``oracle.arguments`` only
+(``oracle.engine``, whose checks need JAX, is imported only to record with ``check=True``), so
+a CI job without JAX can compare snapshots that a machine with JAX recorded.
+
 **Updating is explicit**: ``update=True``, or ``ORACLE_UPDATE_SNAPSHOTS=1`` in the environment
 (``pytest --gradcheck-update-snapshots`` with the plugin). Recording runs ``check_vjp`` first and
 refuses to record a gradient the oracle says is wrong. Without update, a missing snapshot is a
@@ -48,7 +52,6 @@ from typing import Any
 import numpy as np
 
 from .arguments import Arguments, Output, cotangent_for, hand_gradients
-from .engine import validate_gradient
 
 __all__ = [
     "PAIRS",
@@ -185,6 +188,30 @@ class SnapshotResult:
 # --- fingerprints ------------------------------------------------------------------------------
 
 
+def _gradient(value: object, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """The hand-derived gradient of input ``name`` as a float array (``oracle.engine``'s
+    ``validate_gradient``, restated here because importing the engine imports JAX).
+
+    Raises:
+        ValueError: no gradient, not a real array, or not shaped like the input.
+    """
+    if value is None:
+        raise ValueError(f"backward returned None for input {name!r}")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # an object numpy cannot read
+        raise ValueError(f"backward's gradient of {name!r} is not an array "
+                         f"({type(exc).__name__}: {exc})") from None
+    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.floating)
+                                    or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"backward's gradient of {name!r} has dtype {arr.dtype}, expected a "
+                         "float array")
+    if arr.shape != shape:
+        raise ValueError(f"wrong shape: backward gave {arr.shape} for input {name!r}, which "
+                         f"has shape {shape}")
+    return arr if arr.dtype == np.float32 else arr.astype(np.float64)
+
+
 def _describe_inputs(args: Arguments) -> dict[str, str]:
     out = {}
     for name, value in zip(args.names, args.values):
@@ -256,9 +283,7 @@ def fingerprints(
             mapped = hand_gradients(args, args.call(backward, handed))
         for i in wrt:
             name, shape = args.names[i], args.values[i].shape
-            g = validate_gradient(mapped.get(i), shape, name)
-            if isinstance(g, str):
-                raise ValueError(g)
+            g = _gradient(mapped.get(i), shape, name)
             u = rng.normal(size=shape)
             u /= max(float(np.sqrt(np.vdot(u, u))), np.finfo(float).tiny)
             grads[name]["norms"].append(float(np.sqrt(np.vdot(g, g))))
@@ -321,8 +346,13 @@ def _record(path: Path, forward, backward, inputs, pairs: int, seed: int, rtol: 
             check: bool) -> SnapshotResult:
     verdict = "not checked (check=False)"
     if check:
-        from .vjp_check import check_vjp
-
+        try:
+            from .vjp_check import check_vjp
+        except ImportError as exc:  # JAX missing: the oracle cannot judge what is recorded
+            raise ImportError(f"recording a snapshot runs check_vjp first, which needs JAX "
+                              f"({exc}): record where JAX is installed (pip install "
+                              "'simple-net[oracle]'), or pass check=False to record "
+                              "unchecked; comparing needs no JAX") from exc
         report = check_vjp(forward, backward, inputs, seed=seed)
         if not report.ok:
             return SnapshotResult(path, "refused", rtol=rtol, verdict=report.headline,

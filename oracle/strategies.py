@@ -39,16 +39,18 @@ with shapes that fit each other (``{"x": ("B", "n"), "w": ("n", "m"), "b": ("m",
 drawn once), integer labels (``labels("B", classes="C")``) and masks; ``float_arrays(shape)``
 draws one array of a given or drawn shape. Float entries are either drawn as above with points
 planted exactly on kinks and ties (repeated maxima), or, with ``spread=``, well-conditioned (at
-least ``spread / 2`` apart and away from the kinks). Sizes shrink to their low end, entries to 0,
-planted points away, so a failure ends as the smallest case; ``oracle.testing.assert_vjp``
-prints it as a standalone script:
+least ``spread / 2`` apart and away from the kinks; ``plant=True`` adds exact kinks and ties:
+no entry then sits *near* one, where finite differences are in doubt). Each entry's plant is
+drawn beside its value, so sizes shrink to their low end, entries to 0 and plants away
+independently, and a failure ends as the smallest case (a bug that shows in one sample ends
+with one sample); ``oracle.testing.assert_vjp`` prints it as a standalone script:
 
     from hypothesis import given, settings
-    from oracle.strategies import layer_inputs
+    from oracle.strategies import PHASES, layer_inputs
     from oracle.testing import assert_vjp
 
-    @settings(deadline=None)             # JAX traces each new shape once (~0.1 s)
-    @given(layer_inputs({"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)}))
+    @settings(deadline=None, phases=PHASES)   # JAX traces each new shape once (~0.1 s);
+    @given(layer_inputs({"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)}))  # no explain phase
     def test_affine_backward(inputs):
         assert_vjp(affine_forward, affine_backward, inputs)
 
@@ -59,12 +61,13 @@ this module.
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import assume
+from hypothesis import Phase, assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -75,6 +78,7 @@ __all__ = [
     "INPUT_BOUND",
     "MIN_MAGNITUDE",
     "OUTPUT_ACTIVATION",
+    "PHASES",
     "SMOOTH",
     "USER_ACTIVATIONS",
     "WEIGHT_BOUND",
@@ -107,6 +111,12 @@ INPUT_BOUND = 3.0
 
 MIN_MAGNITUDE = 2.0**-20
 """Drawn entries are 0 or at least this large in magnitude (see the module docstring)."""
+
+PHASES = tuple(phase for phase in Phase if phase is not Phase.explain)
+"""Hypothesis' phases without ``explain``, for gradient property tests
+(``@settings(phases=PHASES)``). The explain phase reruns the minimal failing example under a
+tracer and lists the lines that only failing examples ran: for a gradient check those are the
+oracle building its failure report, which the report itself already explains."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,21 +550,101 @@ def cases(
 TIES = ("row max", "previous", "any")
 """How an entry is tied to another: set to the maximum of its row (the last axis: a repeated
 maximum, as max-pooling, argmax and softmax rows meet it), to the entry before it on the last
-axis (a tie inside a pooling window), or to any other entry."""
+axis (a tie inside a pooling window), or to any earlier entry."""
+
+PLANT_ODDS = 4
+"""Each entry is planted (put exactly on a kink, or tied to another entry) with probability
+about ``1 / PLANT_ODDS``; shrinking unplants it."""
+
+MAX_BACK = 7
+"""An "any" tie copies one of the ``MAX_BACK + 1`` entries before it (fewer near the start)."""
 
 
-def _slot_values(draw, n: int, low: float, high: float, spread: float,
-                 kinks: Sequence[float]) -> np.ndarray:
-    """``n`` values in [low, high], at least ``spread / 2`` apart and from every kink."""
+def _plant_choices(kinks: Sequence[float], ties: bool) -> tuple[tuple[str, object], ...]:
+    """What an entry may be planted as: ``("kink", value)`` or ``("tie", how)``."""
+    return tuple(("kink", k) for k in kinks) + (
+        tuple(("tie", how) for how in TIES) if ties else ())
+
+
+@functools.lru_cache(maxsize=64)
+def _integers(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)  # built once: a strategy is validated when first drawn
+
+
+def _draw_plant(draw, choices: Sequence[tuple[str, object]]) -> tuple[str, object, int] | None:
+    """One entry's plant: None (what it shrinks to), or ``(kind, what, back)``. Drawn inside
+    the entry's own composite, not a nested one: flat spans shrink in far fewer steps."""
+    if not choices:
+        return None
+    pick = draw(_integers(0, PLANT_ODDS * len(choices) - 1))
+    if pick < (PLANT_ODDS - 1) * len(choices):
+        return None
+    kind, what = choices[pick - (PLANT_ODDS - 1) * len(choices)]
+    back = draw(_integers(0, MAX_BACK)) if what == "any" else 0
+    return kind, what, back
+
+
+def _apply_plants(flat: np.ndarray, plants: Sequence[tuple[str, object, int] | None],
+                  last: int) -> np.ndarray:
+    """Put the planted entries of ``flat`` (rows of ``last`` entries) on their kinks and ties,
+    in entry order, once every value is drawn (so a row's maximum is known)."""
+    for i, plant in enumerate(plants):
+        if plant is None:
+            continue
+        kind, what, back = plant
+        if kind == "kink":
+            flat[i] = what
+        elif what == "row max":
+            row = i - i % last
+            flat[i] = np.max(flat[row:row + last])
+        elif what == "previous":
+            flat[i] = flat[i - 1] if i % last else flat[i]
+        elif i:  # "any": one of the entries before, counted back from this one
+            flat[i] = flat[i - 1 - back % i]
+    return flat
+
+
+def _free_slots(n: int, low: float, high: float, spread: float,
+                kinks: Sequence[float]) -> list[int]:
+    """Slots of width ``spread`` in [low, high] whose centres are ``spread`` from every kink."""
     slots = int((high - low) // spread)
     free = [s for s in range(slots)
             if all(abs(low + (s + 0.5) * spread - k) >= spread for k in kinks)]
     if len(free) < n:
         raise ValueError(f"{n} entries do not fit in [{low}, {high}] at least {spread} apart "
                          f"and away from the kinks {tuple(kinks)}: lower spread or raise bound")
-    chosen = draw(st.lists(st.sampled_from(free), min_size=n, max_size=n, unique=True))
-    noise = draw(st.lists(st.floats(-spread / 4, spread / 4), min_size=n, max_size=n))
-    return low + (np.array(chosen, dtype=np.float64) + 0.5) * spread + np.array(noise)
+    return free
+
+
+@st.composite
+def _entry(draw, values: st.SearchStrategy[float],
+           choices: tuple[tuple[str, object], ...]) -> tuple[float, object]:
+    """One entry: its value and its plant, in one span."""
+    return draw(values), _draw_plant(draw, choices)
+
+
+@st.composite
+def _spread_entry(draw, free: st.SearchStrategy[int], noise: st.SearchStrategy[float],
+                  choices: tuple[tuple[str, object], ...]) -> tuple[int, float, object]:
+    """One well-conditioned entry: its slot, its noise and its plant, in one span."""
+    return draw(free), draw(noise), _draw_plant(draw, choices)
+
+
+@functools.lru_cache(maxsize=256)
+def _entry_strategy(bound: float, low: float,
+                    choices: tuple[tuple[str, object], ...]) -> st.SearchStrategy:
+    """An entry of ordinary values (built once per set of options: a strategy is validated
+    when first drawn from, which costs more than drawing)."""
+    return _entry(_floats(bound, low), choices)
+
+
+@functools.lru_cache(maxsize=256)
+def _spread_entries(n: int, low: float, high: float, spread: float, kinks: tuple[float, ...],
+                    choices: tuple[tuple[str, object], ...]) -> st.SearchStrategy:
+    """``n`` well-conditioned entries: distinct slots, a little noise, a plant each."""
+    free = _free_slots(n, low, high, spread, kinks)
+    entry = _spread_entry(st.sampled_from(free), st.floats(-spread / 4, spread / 4), choices)
+    return st.lists(entry, min_size=n, max_size=n, unique_by=lambda e: e[0])
 
 
 @st.composite
@@ -567,6 +657,7 @@ def float_arrays(
     kinks: Sequence[float] = (0.0,),
     ties: bool = True,
     spread: float | None = None,
+    plant: bool | None = None,
     max_dims: int = 3,
     max_side: int = 4,
 ) -> np.ndarray:
@@ -580,11 +671,18 @@ def float_arrays(
             hard tanh): the points a one-sided derivative decides and no stencil resolves.
             Kinks outside ``[low, bound]`` are not planted.
         ties: some entries may be tied to others (see ``TIES``): repeated maxima.
-        spread: None (the default) for the entries above: 0 or at least ``MIN_MAGNITUDE`` in
-            size, shrinking towards 0, with kinks and ties planted on top (shrinking removes
-            them first). A number: **well-conditioned** entries instead, at least
-            ``spread / 2`` apart from each other and from every kink, and nothing planted: for
-            a backward that may legitimately treat kinks and ties either way.
+        spread: None (the default): entries 0 or at least ``MIN_MAGNITUDE`` in size, shrinking
+            towards 0; they may land *near* a kink or a tie, where finite differences cannot
+            confirm a derivative (doubt, which ``--gradcheck-strict`` fails). A number:
+            **well-conditioned** entries, at least ``spread / 2`` apart from each other and
+            from every kink (``spread=0.05``: 0.025, ~800 times the reach of a stencil of finite
+            differences, 2h <= 3.1e-5 for |x| <= 3).
+        plant: put some entries *exactly* on the kinks and ties (each entry with probability
+            about ``1 / PLANT_ODDS``, decided beside its value, so shrinking unplants entries
+            one by one and never holds a shape larger than the failure needs). None (the
+            default): plant unless ``spread`` is given. ``spread=0.05, plant=True``: every
+            entry is exactly on a kink or a tie, or well clear of all of them: no doubt, so
+            it suits ``--gradcheck-strict``.
 
     Returns:
         An array of ``shape``; every entry finite.
@@ -593,27 +691,25 @@ def float_arrays(
                   if shape is None else shape)
     low = -bound if low is None else low
     n = int(np.prod(shape, dtype=np.int64))
-    if spread is not None:
-        return _slot_values(draw, n, low, bound, spread, kinks).reshape(shape)
-    a = draw(hnp.arrays(np.float64, shape, elements=_floats(bound, low)))
-    flat = a.reshape(-1)
-    kinks = [k for k in kinks if low <= k <= bound]  # a positive input gets no kink at 0
-    if n and kinks:
-        for i, k in draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from(kinks)),
-                                  max_size=min(n, 8))):
-            flat[i] = k
-    if n > 1 and ties:
-        last = shape[-1] if shape else 1
-        for i, how, j in draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from(TIES),
-                                                 st.integers(0, n - 1)), max_size=min(n, 8))):
-            row = i - i % last
-            if how == "row max":
-                flat[i] = np.max(flat[row:row + last])
-            elif how == "previous":
-                flat[i] = flat[i - 1] if i % last else flat[i]
-            else:
-                flat[i] = flat[j]
-    return flat.reshape(shape)
+    near = tuple(float(k) for k in kinks)  # well-conditioned entries keep clear of them all
+    kinks = [k for k in near if low <= k <= bound]  # a positive input gets no kink at 0
+    choices = _plant_choices(kinks, ties) if (spread is None if plant is None else plant) \
+        else ()
+    # Each entry's value and plant are drawn together (one span per entry) and mean nothing
+    # that depends on a size or on a later draw, so shrinking can drop trailing entries (a
+    # smaller batch) or unplant one without disturbing the others. (Plants chosen by flat
+    # index after the whole array pinned the larger shape: the extra rows stayed, all zero.)
+    if spread is None:
+        entry = _entry_strategy(float(bound), float(low), choices)
+        entries = [draw(entry) for _ in range(n)]
+        flat = np.array([value for value, _ in entries], dtype=np.float64)
+    else:
+        entries = draw(_spread_entries(n, float(low), float(bound), float(spread), near,
+                                       choices))
+        flat = np.array([low + (slot + 0.5) * spread + noise for slot, noise, _ in entries],
+                        dtype=np.float64)
+    plants = [entry[-1] for entry in entries]
+    return _apply_plants(flat, plants, shape[-1] if shape else 1).reshape(shape)
 
 
 Dim = int | str
@@ -652,7 +748,7 @@ def _shape_of(shape: Dim | Sequence[Dim]) -> tuple[Dim, ...]:
 def floats(shape: Dim | Sequence[Dim], **options: object) -> Floats:
     """A float input with its own ``float_arrays`` options, e.g.
     ``floats(("m",), low=0.5, kinks=())`` for a positive scale."""
-    unknown = set(options) - {"bound", "low", "kinks", "ties", "spread"}
+    unknown = set(options) - {"bound", "low", "kinks", "ties", "spread", "plant"}
     if unknown:
         raise TypeError(f"floats() takes float_arrays' options, not {sorted(unknown)}")
     return Floats(_shape_of(shape), tuple(sorted(options.items())))
@@ -720,6 +816,7 @@ def layer_inputs(
     kinks: Sequence[float] = (0.0,),
     ties: bool = True,
     spread: float | None = None,
+    plant: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """A layer's inputs, with shapes that fit each other: a dict ``{name: array}``.
 
@@ -736,7 +833,7 @@ def layer_inputs(
             in ``[1, max_side]``. A drawn size shrinks towards its low end. A shape whose
             expression comes out below 1 is rejected (``assume``): give the names ranges that
             keep it positive.
-        bound, kinks, ties, spread: the float inputs' defaults (``float_arrays``).
+        bound, kinks, ties, spread, plant: the float inputs' defaults (``float_arrays``).
 
     Returns:
         ``{name: array}`` in ``spec``'s order: pass it to ``check_vjp`` as keywords (names
@@ -754,7 +851,8 @@ def layer_inputs(
     names = sorted(set().union(*(_names(d) for d in dims)) | set(sizes))
     drawn = {name: draw(_size_strategy(sizes.get(name), name, max_side)) for name in names}
     out: dict[str, np.ndarray] = {}
-    defaults = {"bound": bound, "kinks": tuple(kinks), "ties": ties, "spread": spread}
+    defaults = {"bound": bound, "kinks": tuple(kinks), "ties": ties, "spread": spread,
+                "plant": plant}
     for key, item in spec.items():
         raw = item.shape if isinstance(item, (Floats, Labels, Masks)) else _shape_of(item)
         shape = tuple(_evaluate(d, drawn) for d in raw)

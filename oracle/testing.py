@@ -253,7 +253,9 @@ def assert_snapshot(
     if "rtol" not in options and state is not None and state.snapshot_rtol is not None:
         options["rtol"] = state.snapshot_rtol
     result = compare_snapshot(path, forward, backward, inputs, update=update, **options)
-    _record(snapshots=1, drifted=int(not result.ok))
+    _record(snapshots=1, drifted=int(result.status == "drift"),
+            missing=int(result.status == "missing"), changed=int(result.status == "changed"),
+            refused=int(result.status == "refused"))
     if not result.ok:
         raise SnapshotMismatch(result)
     return result

@@ -3,11 +3,16 @@ by how much, with nothing but the hand-derived backward (no JAX, no finite diffe
 
 Truth from construction: each drift below is planted (one input's gradient scaled by
 1 + 1e-7, a changed forward, other inputs), and so is the absence of drift (the same code, or a
-change of a few ulps).
+change of a few ulps). Comparing needs no JAX: shown in fresh interpreters where importing JAX
+fails.
 """
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +209,102 @@ def test_a_regression_is_caught_where_jax_cannot_trace_and_finite_differences_ar
     result = compare_snapshot(path, float32_tanh_layer, float32_tanh_layer_regressed, point)
     assert list(result.drifted()) == ["w"]
     assert result.drifted()["w"] == pytest.approx(1e-7, rel=1e-3)
+
+
+# --- comparing without JAX ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_JAX = "import sys; sys.modules['jax'] = None  # as if JAX were not installed\n"
+"""``import jax`` then raises ModuleNotFoundError, as in a CI job without JAX."""
+PACKAGE_SHELL = (
+    "import types; from pathlib import Path\n"
+    "shell = types.ModuleType('oracle'); shell.__path__ = [str(Path('oracle').resolve())]\n"
+    "sys.modules['oracle'] = shell  # the package without its __init__, which loads JAX\n")
+COMPARE = """
+import numpy as np
+from oracle.snapshots import compare_snapshot
+from oracle.testing import assert_snapshot
+
+def affine(x, w, b):
+    return x @ w + b
+
+def affine_backward(dout, x, w, b):
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+def regressed(dout, x, w, b):
+    dx, dw, db = affine_backward(dout, x, w, b)
+    return dx, dw * (1 + 1e-7), db
+
+rng = np.random.default_rng(0)
+point = rng.normal(size=(4, 3)), rng.normal(size=(3, 5)), rng.normal(size=5)
+assert_snapshot(PATH, affine, affine_backward, point)
+result = compare_snapshot(PATH, affine, regressed, point)
+assert list(result.drifted()) == ["w"], result
+assert sys.modules["jax"] is None and not any(m.startswith("jax.") for m in sys.modules)
+print("compared without JAX")
+"""
+
+
+def run_without_jax(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_comparison_itself_needs_no_jax(recorded):
+    # oracle.snapshots and oracle.testing load without JAX once the package's __init__ does
+    # not load it (the shell below stands in for it): no module they import needs JAX.
+    code = NO_JAX + PACKAGE_SHELL + f"PATH = {str(recorded)!r}\n" + COMPARE
+    done = run_without_jax(code, ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "compared without JAX"
+
+
+def test_the_block_does_keep_jax_out():
+    # The premise of the tests here: with the block, importing JAX fails.
+    done = run_without_jax(NO_JAX + "import jax", ROOT)
+    assert done.returncode == 1 and "ModuleNotFoundError" in done.stderr
+
+
+def test_the_pytest_plugin_imports_without_jax():
+    done = run_without_jax(NO_JAX + "import simple_net_gradcheck\n"
+                           "assert 'oracle' not in sys.modules", ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_snapshot_is_compared_where_jax_is_not_installed(recorded):
+    done = run_without_jax(NO_JAX + f"PATH = {str(recorded)!r}\n" + COMPARE, ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+SNAPSHOT_TEST = '''
+import numpy as np
+
+
+def affine(x, w, b):
+    return x @ w + b
+
+
+def affine_backward(dout, x, w, b):
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+
+def test_affine_snapshot(gradcheck):
+    rng = np.random.default_rng(0)
+    point = rng.normal(size=(4, 3)), rng.normal(size=(3, 5)), rng.normal(size=5)
+    gradcheck.snapshot("affine", affine, affine_backward, point)
+'''
+
+
+def test_pytest_with_the_plugin_compares_a_snapshot_where_jax_is_not_installed(recorded,
+                                                                              tmp_path):
+    (tmp_path / "gradient_snapshots").mkdir()
+    (tmp_path / "gradient_snapshots" / "affine.json").write_text(
+        recorded.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "test_snap.py").write_text(SNAPSHOT_TEST, encoding="utf-8")
+    code = NO_JAX + ("import pytest\n"
+                     "sys.exit(pytest.main(['-p', 'simple_net_gradcheck', '-p', "
+                     "'no:cacheprovider', '-q', 'test_snap.py']))")
+    done = run_without_jax(code, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 snapshot compared, 0 drifted" in done.stdout

@@ -9,6 +9,7 @@ which leaves finite differences unable to confirm anything.
 
 import io
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from oracle.testing import (  # noqa: E402
     assert_layers,
     assert_network,
     assert_report,
+    assert_snapshot,
     assert_vjp,
     reproducer,
 )
@@ -280,3 +282,45 @@ def test_the_fixtures_object_fills_in_the_projects_settings(point, no_session, t
     strict.snapshot("affine", affine, affine_backward, point, update=True)
     assert (tmp_path / "affine.json").exists()
     assert strict.snapshot("affine", affine, affine_backward, point).ok
+
+
+def test_a_missing_snapshot_is_counted_as_missing_not_drifted(point, no_session, tmp_path):
+    with pytest.raises(AssertionError):
+        assert_snapshot(tmp_path / "never_recorded.json", affine, affine_backward, point)
+    tally = no_session.tally
+    assert (tally["snapshots"], tally["missing"], tally["drifted"]) == (1, 1, 0)
+
+
+def test_failures_in_a_test_that_passed_are_counted_as_expected(no_session):
+    no_session.record(checks=3, failed=2, snapshots=1, drifted=1)
+    assert no_session.settle(test_failed=True)["failed"] == 2
+    passed = no_session.settle(test_failed=False)
+    assert (passed["checks"], passed["failed"], passed["drifted"], passed["expected"]) == (
+        3, 0, 0, 3)
+
+
+def _explained(exc, where):
+    exc.__notes__ = ["Failing test case: test_x(...)", "Explanation:",
+                     "    These lines were always and only run by failing test cases:",
+                     *(f"        {w}" for w in where),
+                     "        (and 7 more with settings.verbosity >= verbose)"]
+    return exc
+
+
+def test_hypothesis_explanations_lose_the_oracles_lines_and_keep_the_users(point, no_session):
+    import oracle
+
+    inside = str(Path(oracle.__file__).parent / "autodiff.py") + ":248"
+    mine = "/home/someone/project/my_layers.py:12"
+    report = check_vjp(affine, affine_bias_averaged, point)
+    error = _explained(GradientCheckError(report), [inside, mine])
+    plugin.drop_oracle_explanations(error)
+    assert error.__notes__ == ["Failing test case: test_x(...)", "Explanation:",
+                               "    These lines were always and only run by failing test "
+                               "cases:", f"        {mine}"]
+    only_oracle = _explained(GradientCheckError(report), [inside])
+    plugin.drop_oracle_explanations(only_oracle)
+    assert only_oracle.__notes__ == ["Failing test case: test_x(...)"]
+    other = _explained(AssertionError("not a gradient check"), [inside])
+    plugin.drop_oracle_explanations(other)
+    assert "Explanation:" in other.__notes__  # someone else's failure: left alone

@@ -5,7 +5,11 @@ Each run is a fresh ``python -m pytest`` on a copy of the project in a temporary
 cache, snapshot or Hypothesis file lands in the repository). The plugin is named with ``-p``:
 installed, pytest loads it by its entry point anyway, and ``-p`` also covers a checkout whose
 install predates it. Its one deliberately broken layer (``sigmoid_backward``: act' at the
-output) must fail with the output asserted below; everything else must pass.
+output) must fail with the output asserted below; everything else must pass, with
+``--gradcheck-strict`` too. Then the plugin's own promises, on small suites written here whose
+outcomes are known by construction: its summary line counts each test as its outcome reads it,
+``--gradcheck-no-strict`` overrides the ini file, and Hypothesis' explanation of a gradient
+check's failure keeps the user's lines only.
 """
 
 import doctest
@@ -53,7 +57,7 @@ EXPECTED_FAILURE = "\n".join([
     "E       print(check_vjp(sigmoid_forward, sigmoid_backward, inputs))",
     "E       " + "-" * 72,
     "",
-    "test_my_layers.py:59: GradientCheckError",
+    "test_my_layers.py:67: GradientCheckError",
     "",
 ])
 """What pytest prints for the broken layer (``...`` where only the oracle's numbers and notes
@@ -164,3 +168,156 @@ def test_the_plugin_is_registered_as_an_entry_point_that_imports_no_jax():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_strict_mode_fails_only_the_broken_layer_and_finds_no_doubt(project):
+    # The relu and max-pair properties draw entries exactly on their kinks and ties or well
+    # clear of them (spread=0.05, plant=True), so nothing is left in doubt for strict to fail.
+    done = pytest_in(project, "--gradcheck-strict")
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert re.search(r"^=+ 1 failed, 6 passed in ", out, re.M), out
+    assert re.findall(r"^FAILED (\S+)", out, re.M) == ["test_my_layers.py::test_sigmoid_backward"]
+    summary = re.search(r"^gradcheck: \d+ checks in 7 tests, 1 failed, 0 rows in doubt, "
+                        r"(\d+) kink entries; 1 snapshot compared, 0 drifted$", out, re.M)
+    assert summary and int(summary.group(1)) > 0, out  # the kinks were there, and passed
+
+
+COUNTS_TEST = '''
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import my_layers as L
+from oracle.strategies import layer_inputs
+from oracle.testing import GradientCheckError, assert_snapshot, assert_vjp
+
+
+def dense_bias_averaged(dout, x, w, b):
+    """The classic: wrong exactly when the batch has 2 or more samples."""
+    dx, dw, db = L.dense_backward(dout, x, w, b)
+    return dx, dw, db / len(x)
+
+
+POINT = (np.ones((2, 1)), np.ones((1, 1)), np.ones(1))
+DENSE = {"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)}
+
+
+@settings(max_examples=30, deadline=None, database=None, derandomize=True)
+@given(layer_inputs(DENSE, sizes={"B": (1, 3)}))
+def test_a_property_that_fails(inputs):
+    assert_vjp(L.dense_forward, dense_bias_averaged, inputs)
+
+
+def test_a_failure_the_test_expects():
+    with pytest.raises(GradientCheckError):
+        assert_vjp(L.dense_forward, dense_bias_averaged, POINT)
+
+
+@pytest.mark.xfail(raises=GradientCheckError, strict=True)
+def test_a_known_bug():
+    assert_vjp(L.dense_forward, dense_bias_averaged, POINT)
+
+
+def test_a_missing_snapshot(tmp_path):
+    assert_snapshot(tmp_path / "none.json", L.dense_forward, L.dense_backward, POINT)
+
+
+def test_a_right_gradient():
+    assert_vjp(L.dense_forward, L.dense_backward, POINT)
+'''
+
+
+def test_the_summary_line_counts_each_test_as_its_outcome_reads_it(project):
+    # By construction: the property fails from B = 2 on, so Hypothesis' search and shrinking
+    # make many failing checks, but the test reports one minimal example: 1 check, 1 failed.
+    # Two failures are caught by their own tests (pytest.raises, xfail): expected, not failed.
+    # The snapshot was never recorded: missing, not drifted. The right gradient: 1 check.
+    (project / "test_counts.py").write_text(COUNTS_TEST, encoding="utf-8")
+    done = pytest_in(project, "test_counts.py")
+    out = done.stdout
+    assert re.search(r"^=+ 2 failed, 2 passed, 1 xfailed in ", out, re.M), out + done.stderr
+    assert ("gradcheck: 4 checks in 5 tests, 1 failed, 0 rows in doubt, 0 kink entries; "
+            "1 snapshot compared, 0 drifted, 1 missing; 2 more failed inside passing tests, "
+            "as those tests expected") in out.splitlines(), out
+
+
+EXPLAIN_TEST = '''
+from hypothesis import Phase, given, settings
+
+import my_layers as L
+from oracle.strategies import layer_inputs
+from oracle.testing import assert_vjp
+
+DENSE = {"x": ("B", "n"), "w": ("n", "m"), "b": ("m",)}
+
+
+def dense_bias_averaged_when_batched(dout, x, w, b):
+    dx, dw, db = L.dense_backward(dout, x, w, b)
+    if len(x) > 1:
+        db = db / len(x)  # LINE ONLY FAILING EXAMPLES RUN
+    return dx, dw, db
+
+
+EXPLAIN = settings(max_examples=30, deadline=None, database=None, derandomize=True,
+                   phases=tuple(Phase))  # the explain phase on (the project's profile is off)
+
+
+@EXPLAIN
+@given(layer_inputs(DENSE, sizes={"B": (1, 3)}))
+def test_explained(inputs):
+    assert_vjp(L.dense_forward, dense_bias_averaged_when_batched, inputs)
+
+
+@EXPLAIN
+@given(layer_inputs(DENSE, sizes={"B": (1, 3)}))
+def test_nothing_of_yours_to_explain(inputs):
+    assert_vjp(L.dense_forward, dense_bias_averaged_when_batched.__wrapped__, inputs)
+
+
+def _averaged(dout, x, w, b):
+    dx, dw, db = L.dense_backward(dout, x, w, b)
+    return dx, dw, db / len(x)
+
+
+dense_bias_averaged_when_batched.__wrapped__ = _averaged
+'''
+
+
+def test_hypothesis_explanation_of_a_gradient_failure_keeps_only_the_users_lines(project):
+    # Hypothesis' explain phase (on by default) lists the lines only failing examples ran. B = 1
+    # passes and B >= 2 fails: in the first test the user's `if` body is such a line; in both,
+    # so is the oracle's whole failure path (building its report), which says nothing about
+    # the user's code. The plugin keeps the first and drops the second.
+    text = EXPLAIN_TEST
+    marker = next(i for i, line in enumerate(text.splitlines(), 1)
+                  if "LINE ONLY FAILING EXAMPLES RUN" in line)
+    (project / "test_explain.py").write_text(text, encoding="utf-8")
+    done = pytest_in(project, "test_explain.py")
+    out = done.stdout
+    assert re.search(r"^=+ 2 failed in ", out, re.M), out + done.stderr
+    explained = failure_section(out, "test_explained")
+    assert "Explanation:" in explained, explained
+    listed = re.findall(r"^E +(/\S+|\S+\.py):(\d+)$", explained, re.M)
+    assert listed == [(str(project / "test_explain.py"), str(marker))], explained
+    assert "Explanation:" not in failure_section(out, "test_nothing_of_yours_to_explain")
+    assert "/oracle/" not in out
+
+
+DOUBT_INI = """
+[tool.pytest.ini_options]
+gradcheck_strict = true
+"""
+
+
+def test_no_strict_on_the_command_line_overrides_the_ini_file(project):
+    (project / "test_doubt.py").write_text(DOUBT_TEST, encoding="utf-8")
+    (project / "pyproject.toml").write_text(DOUBT_INI, encoding="utf-8")
+    strict = pytest_in(project, "test_doubt.py")
+    assert strict.returncode == 1 and "FAIL (strict)" in strict.stdout, strict.stdout
+    relaxed = pytest_in(project, "test_doubt.py", "--gradcheck-no-strict")
+    assert relaxed.returncode == 0, relaxed.stdout + relaxed.stderr
+    assert ("gradcheck: 1 check in 1 test, 0 failed, 1 row in doubt (passed; "
+            "--gradcheck-strict fails them), 0 kink entries") in relaxed.stdout.splitlines()
+    again = pytest_in(project, "test_doubt.py", "--gradcheck-no-strict", "--gradcheck-strict")
+    assert again.returncode == 1, again.stdout  # the last flag wins
