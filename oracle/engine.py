@@ -48,6 +48,8 @@ from .closer_look import (
     _second_step,
 )
 from .finite_differences import (
+    EPS,
+    ROUNDOFF_BOUND,
     FDEstimate,
     choose_steps,
     direction_stencils,
@@ -277,9 +279,13 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
         # ... and a flat reading is consistent with JAX's exact projection inside its error.
         consistent = est.flat & (np.abs(project(ref) - est.value) <= SAFETY * est.error + TINY)
         jax_vs_fd.status[(jax_vs_fd.status == DOUBT) & consistent] = PASS
-        # A noisy f (float32 inside): its relative precision, from the directions' round-off.
-        noise = (float(np.max(est.error[np.isfinite(est.error)], initial=0.0)) * h
-                 / max(abs(phi0), floor, TINY)) if _noisy(est) else 0.0
+        # A noisy f (float32 inside): its relative precision, from the directions' round-off,
+        # where f is seen to stand still on a grid coarser than float64's (not merely bent or
+        # kinked, which also trips the noise test of a stencil as wide as h).
+        noise = 0.0
+        if _noisy(est) and _quantized(phi, phi0, floor, x, ref):
+            noise = (float(np.max(est.error[np.isfinite(est.error)], initial=0.0)) * h
+                     / max(abs(phi0), floor, TINY))
         return _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd, one_sided,
                         noise=noise)
     note = f"finite differences along {count} random unit directions"
@@ -292,6 +298,36 @@ def _directional_row(phi, phi0, floor, x, got, ref, magnitude, count, rng, term,
     row = Row.from_verdicts(None, term, "total", verdicts, input=name, note=note)
     row.size = int(x.size)
     return row.along_directions(count)
+
+
+QUANTUM_STEP = 2.0 ** -30
+"""``_quantized`` moves one entry of x by 2^-30 max(1, |x_i|) (~1e-9 of it): float64
+arithmetic resolves the change in f that makes, float32 (a grid of ~1e-7 of x_i) does not."""
+
+
+def _quantized(phi, phi0, floor, x, ref, entries: int = 3) -> bool:
+    """Whether f stands still where JAX says it moves: for each of the ``entries`` entries
+    with the largest JAX gradient whose move by ``QUANTUM_STEP`` should change f by 100 times
+    float64's round-off bound on it, f at x + k d e_i, k = -2, -1, 1, 2, equals f(x) exactly.
+    Then f is computed on a coarser grid (float32 inside) and its stencils' exact-looking slopes
+    are the rounded arithmetic's. A float64 f, however bent, moves there; at a kink at x_i, JAX's
+    slope is one side's, and that side moves. This tells noise from curvature and kinks, which
+    also trip the noise test of stencils as wide as h."""
+    bound = ROUNDOFF_BOUND * EPS * max(abs(phi0), floor)
+    flat_x, flat_ref = x.reshape(-1), np.abs(np.reshape(ref, -1))
+    checked = 0
+    for i in np.argsort(-flat_ref, kind="stable")[:entries]:
+        d = QUANTUM_STEP * max(1.0, abs(float(flat_x[i])))
+        if d * flat_ref[i] <= 100 * bound:
+            break
+        moved = flat_x.copy()
+        for k in (-2, -1, 1, 2):
+            moved[i] = flat_x[i] + k * d
+            if phi(moved.reshape(x.shape)) != phi0:
+                return False  # f moves with this entry: float64's grid (an entry may still
+                # be lost in a cancelling sum, 1 beside 1e12: that is no float32 inside)
+        checked += 1
+    return checked > 0
 
 
 def _located(phi, phi0, floor, x, got, ref, magnitude, jax_vs_fd: EntryVerdicts,
