@@ -15,7 +15,9 @@ report says where); 2 bad usage or bad input; 3 too large (an input over a limit
 memory); 4 internal error (a bug); 130 interrupted; 141 output closed early (``| head``).
 Every failure is one line on stderr, never a traceback. ``--json`` prints ``report.to_json()``.
 Network and data files are read as hostile (``reference.safe_files``: no pickle, sizes checked
-against a 1 GiB budget before allocating).
+against a 1 GiB budget before allocating); layer sizes from flags or a config are checked
+against the same budget (with the drawn batch) before the network is built, and
+``vjp --inputs`` reads its .npz the same way.
 
 A new subcommand is one ``_add_<name>`` function (its arguments) and one ``_run_<name>``
 function (it returns a Report), registered in ``COMMANDS``.
@@ -29,7 +31,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from reference.cli_tools import EXIT_STATUS_HELP, UsageError, read_config, read_xt, run_command
+from reference.cli_tools import (
+    EXIT_STATUS_HELP,
+    UsageError,
+    check_network_budget,
+    read_config,
+    read_xt,
+    run_command,
+)
 from reference.cli_tools import build_parser as build_parser_for
 
 from .cli_vjp import EXAMPLES as VJP_EXAMPLES
@@ -137,6 +146,8 @@ def _build_network(options: dict, path: str | None):
     if acts is None:
         hidden = max(len(sizes) - 2, 0) if isinstance(sizes, list) else 0
         acts = ["tanh"] * hidden + [OUTPUT_ACTIVATION.get(loss, "identity")]
+    # The weights and the drawn data against the files' memory budget, before allocating.
+    check_network_budget(sizes, options.get("batch") or DEFAULT_BATCH)
     return Network(sizes, acts, loss, seed=options["seed"], init=options["init"])
 
 

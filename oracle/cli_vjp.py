@@ -8,8 +8,10 @@
 ``MODULE:FUNCTION`` names a function (``Class.method`` for an attribute chain) in a module that
 can be imported from the current folder, or in a file (``path/to/file.py:FUNCTION``). The inputs
 are drawn from a seeded normal at the shapes given (``--seed``), or read from an ``.npz``
-(``--inputs``). ``oracle.cli`` registers this subcommand; this module holds its arguments and
-its run, so that the CLI's module stays about the shared parts.
+(``--inputs``), as hostile as a network file: only forward's parameters, numeric arrays (no
+pickle), every header and zip-directory size checked against the 1 GiB budget first.
+``oracle.cli`` registers this subcommand; this module holds its arguments and its run, so that
+the CLI's module stays about the shared parts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -25,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.cli_tools import UsageError
+from reference.cli_tools import UsageError, regular_file
+from reference.safe_files import MAX_BYTES, NpzArchive, human_bytes, short_names
 
 __all__ = ["EXAMPLES", "add_arguments", "load_function", "parse_shapes", "run"]
 
@@ -172,12 +176,48 @@ def parse_shapes(specs: list[str], seed: int) -> tuple[object, ...] | dict[str, 
     return named if named else tuple(plain)
 
 
-def _read_inputs(path: str) -> dict[str, object]:
+def _parameters(forward: Callable[..., object]) -> list[str] | None:
+    """The names ``forward`` takes as keywords, or None when it takes any (``**kwargs``) or
+    its signature cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, AttributeError) as exc:
-        raise UsageError(f"cannot read inputs {path} as an .npz archive ({exc})") from None
+        signature = inspect.signature(forward)
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in kinds]
+
+
+def _read_inputs(path: str, forward: Callable[..., object], *,
+                 max_bytes: int = MAX_BYTES) -> dict[str, object]:
+    """The arrays of ``--inputs``, read as hostile (``reference.safe_files``, as a network file
+    is): only forward's parameters (an array forward does not take is refused by its name in
+    the zip directory, unread); numeric arrays only (no pickle); every member's .npy header
+    and its size in the zip directory checked, and their total against ``max_bytes`` (1 GiB),
+    before any is allocated or inflated.
+
+    Raises:
+        UsageError: not a regular file or not an .npz, an array forward does not take.
+        TooLargeError: the arrays declare more than ``max_bytes`` (exit 3).
+        ValueError: a malformed archive or array (the message names the file).
+    """
+    regular_file(path, "inputs")
+    describe = f"inputs {path}"
+    with NpzArchive(path, describe, max_bytes=max_bytes) as z:
+        expected = _parameters(forward)
+        if expected is not None:
+            extra = [name for name in z.names if name not in expected]
+            if extra:
+                raise UsageError(f"{describe}: it holds {short_names(extra)}, which the forward "
+                                 f"function ({', '.join(expected)}) does not take; save only "
+                                 "its inputs")
+        total = sum(z.header(name).nbytes for name in z.names)  # headers and sizes first
+        if total > z.budget:
+            raise z.too_large(f"its arrays declare {human_bytes(total)}, more than the memory "
+                              f"budget of {human_bytes(z.budget)}")
+        return {name: z.read(name) for name in z.names}
 
 
 def run(args: argparse.Namespace):
@@ -188,10 +228,10 @@ def run(args: argparse.Namespace):
     if (args.shapes is None) == (args.inputs is None):
         raise UsageError("give the inputs with one of --shapes or --inputs")
     forward, backward = load_function(args.forward), load_function(args.backward)
+    inputs = parse_shapes(args.shapes, args.seed) if args.shapes is not None \
+        else _read_inputs(args.inputs, forward)
     if args.cached:
         forward, backward = cached(forward, backward)
-    inputs = parse_shapes(args.shapes, args.seed) if args.shapes is not None \
-        else _read_inputs(args.inputs)
     wrt = None if args.wrt is None else [w.strip() for w in args.wrt.split(",")]
     report = check_vjp(forward, backward, inputs, wrt=wrt, jax=args.jax, fd=args.fd,
                        seed=args.seed, strict=args.strict)

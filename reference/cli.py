@@ -16,7 +16,10 @@ cross_entropy a single column of integer class labels is also accepted). Lines s
 
 Data and config files are read as hostile (``safe_files``): an .npz's X and T are checked
 against the memory budget (1 GiB) before they are allocated, a .csv may be at most 256 MiB of
-text, a JSON config at most 1 Mi characters nested 32 deep.
+text, a JSON config at most 1 Mi characters nested 32 deep, no key twice. The layer sizes are
+checked against the same budget before the network is built, and ``--out`` is checked writable
+(``cli_tools.check_out``) before any training; what is written keeps the mode of the file it
+replaces (a new file: 0o666 less the umask).
 
 Exit status (``cli_tools``): 0 trained and saved; 1 training diverged (nothing is saved);
 2 bad usage or input; 3 too large (an input over a limit, or out of memory); 4 internal error
@@ -27,7 +30,6 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -37,6 +39,8 @@ import numpy as np
 from .cli_tools import (
     EXIT_STATUS_HELP,
     UsageError,
+    check_network_budget,
+    check_out,
     read_config,
     read_xt,
     regular_file,
@@ -44,7 +48,7 @@ from .cli_tools import (
 )
 from .cli_tools import build_parser as build_parser_for
 from .errors import TooLargeError
-from .safe_files import MAX_BYTES, human_bytes, write_atomically
+from .safe_files import MAX_BYTES, brief, human_bytes, write_atomically
 
 __all__ = ["main"]
 
@@ -172,10 +176,34 @@ def _read_csv(path: str, n_in: int, n_out: int, loss: str) -> tuple[np.ndarray, 
     x, t = table[:, :n_in], table[:, n_in:]
     if labels:
         column = t[:, 0]
-        if not np.all(column == np.round(column)):
-            raise UsageError(f"data {path}: the label column must hold integer class labels")
+        bad = ~((column == np.round(column)) & (column >= 0) & (column < n_out))
+        if np.any(bad):  # checked as floats, before any cast (1e300 is no int64)
+            i = int(np.argmax(bad))
+            raise UsageError(f"data {path}: the label column must hold integer class labels "
+                             f"0 .. {n_out - 1} for {n_out} outputs, got "
+                             f"{_as_given(path, skip, i, n_in, column[i])}")
         t = column.astype(np.int64)
     return x, t
+
+
+def _as_given(path: str, skip: int, row: int, column: int, value: float) -> str:
+    """Data row ``row``'s field ``column`` as the file writes it, and its line (for a message:
+    ``9223372036854775808 on line 3``); numpy's reading of it if the line cannot be found."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                text = line.split("#", 1)[0].strip()  # as loadtxt: comments and blanks skipped
+                if number <= skip or not text:
+                    continue
+                if row == 0:
+                    fields = text.split(",")
+                    if column < len(fields) and fields[column].strip():
+                        return f"{brief(fields[column].strip(), 40)} on line {number}"
+                    break
+                row -= 1
+    except OSError:
+        pass
+    return f"{float(value)!r} in data row {row + 1}"
 
 
 def _numbers(line: str) -> bool:
@@ -196,7 +224,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from .progress import progress_bar
 
     options = _options(args)
-    _check_out(args.out)  # before the training, not after it
+    check_out(args.out)  # before the training, not after it
+    check_network_budget(options["sizes"])  # before the network is allocated
     net = Network(options["sizes"], options["activations"], options["loss"],
                   seed=options["seed"], init=options["init"])
     x, t = read_data(args.data, net.layer_sizes[0], net.layer_sizes[-1], net.loss_function.name)
@@ -218,19 +247,9 @@ def _run_train(args: argparse.Namespace) -> int:
             bar.close()
             print(f"{PROG}: {exc}; nothing saved", file=sys.stderr)
             return 1
-    net.save(args.out)
+    net.save(args.out)  # errors name --out as given, never a temporary file
     print(f"final loss {net.loss(x, t):.6g}; saved to {args.out}")
     return 0
-
-
-def _check_out(path: str) -> None:
-    """Refuse an --out that cannot be written as a file (a directory, a missing folder)."""
-    target = os.path.realpath(path)
-    if os.path.isdir(target):
-        raise UsageError(f"--out {path} is a directory; give a file name like net.npz")
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise UsageError(f"--out {path}: there is no folder {folder}")
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -251,7 +270,7 @@ def _run_data(args: argparse.Namespace) -> int:
         t = x
     else:
         x, t = two_spirals()
-    _check_out(args.out)
+    check_out(args.out)
     # Exactly the path given (numpy.savez would add .npz to a name without it), atomically.
     write_atomically(args.out, lambda f: np.savez(f, X=x, T=t))
     print(f"wrote {args.out}: X {x.shape}, T {t.shape}")

@@ -37,10 +37,12 @@ from .safe_files import (
     MAX_BYTES,
     MAX_JSON_CHARS,
     NpzArchive,
+    check_writable,
     human_bytes,
     loads_json,
     short_names,
 )
+from .validation import check_layer_sizes
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -54,6 +56,8 @@ __all__ = [
     "Command",
     "UsageError",
     "build_parser",
+    "check_network_budget",
+    "check_out",
     "failure_status",
     "read_config",
     "read_xt",
@@ -201,6 +205,49 @@ def read_config(path: str, allowed: Sequence[str]) -> dict:
         raise UsageError(f"config {path}: unknown keys {unknown}; expected any of "
                          f"{list(allowed)}")
     return config
+
+
+def check_network_budget(sizes: object, batch: int = 0, *, what: str = "layer sizes",
+                         max_bytes: int = MAX_BYTES) -> None:
+    """Refuse, before anything is allocated, layer sizes (given on the command line or in a
+    config) whose float64 weights, with ``batch`` rows of drawn X and T, take more than the
+    memory budget ``max_bytes``: the same 1 GiB that bounds the arrays of a file.
+
+    Sizes that are not a list of positive ints are left to ``Network``'s own messages.
+
+    Raises:
+        TooLargeError: over the budget (exit 3), naming ``what`` and the sizes.
+    """
+    try:
+        sizes = check_layer_sizes(sizes)
+    except TooLargeError:
+        raise
+    except (TypeError, ValueError):
+        return
+    weights = 8 * sum((n + 1) * m for n, m in zip(sizes, sizes[1:]))
+    data = 8 * batch * (sizes[0] + sizes[-1])
+    if weights + data > max_bytes:
+        shown = ",".join(map(str, sizes)) if len(sizes) <= 8 else (
+            ",".join(map(str, sizes[:4])) + ",...," + ",".join(map(str, sizes[-2:])))
+        extra = f" and {human_bytes(data)} of data for a batch of {batch}" if batch else ""
+        raise TooLargeError(f"{what} {shown} need {human_bytes(weights)} of weights{extra}, "
+                            f"more than the memory budget of {human_bytes(max_bytes)} (the "
+                            "same as for files)")
+
+
+def check_out(path: str, flag: str = "--out") -> None:
+    """Refuse an output path that cannot be written, before any work: the checks of
+    ``safe_files.write_atomically`` (a path ending in a separator, a directory or device, a
+    missing folder, an overlong name, a symlink loop) and a temporary file created in the
+    target's folder and removed. Nothing is left behind.
+
+    Raises:
+        UsageError: ``"{flag}: cannot write {path}: {why}"``.
+    """
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise UsageError(f"{flag}: {_one_line(exc)}") from None
 
 
 def regular_file(path: str, what: str = "data") -> os.stat_result:

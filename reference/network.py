@@ -39,9 +39,9 @@ from .losses import Loss, get_loss
 from .passes import Trace, backward_pass, backward_sweep, forward_pass, loss_from_trace
 from .second_order import hessian_vector_product
 from .validation import (
-    check_inputs,
     check_layer_sizes,
     check_learning_rate,
+    check_network_inputs,
     check_seed,
     check_targets,
     check_weights,
@@ -79,6 +79,7 @@ class Network:
                 f"got {'' if acts[-1].builtin else 'your own '}{acts[-1].name!r}"
             )
         self.layer_sizes: list[int] = sizes
+        self._built_sizes = tuple(sizes)  # to tell an in-place edit of layer_sizes (validation)
         self.activations: list[Activation] = acts
         self.loss_function: Loss = loss_fn
         self.seed = check_seed(seed)
@@ -108,8 +109,8 @@ class Network:
     # --- validation: every entry point calls these before it computes anything -------------
 
     def _inputs(self, x: object) -> np.ndarray:
-        """X as float64 ``(B, n0)``, or the error naming what is wrong with it."""
-        return check_inputs(x, self.layer_sizes[0])
+        """X as float64 ``(B, n0)``, or the error (edited sizes, activations, loss: first)."""
+        return check_network_inputs(self, x)
 
     def _targets(self, t: object, batch: int) -> np.ndarray:
         """T as float64 ``(B, nL)`` rows valid for the loss, or the error."""
@@ -121,10 +122,9 @@ class Network:
         check_weights_in_place(self._weights, self.layer_sizes)  # float64 arrays, not converted
         for k, w in enumerate(self._weights):
             if writable and not w.flags.writeable:
-                raise ValueError(
-                    f"weights[{k}] is read-only, but a step updates the weights in place; "
-                    "assign net.weights = [...] to give the network copies of its own"
-                )
+                raise ValueError(f"weights[{k}] is read-only, but a step updates the weights in "
+                                 "place; assign net.weights = [...] to give the network copies "
+                                 "of its own")
         return self._weights
 
     # --- the public passes --------------------------------------------------------------

@@ -15,8 +15,8 @@ allocated or inflated:
   is allocated, and reading stops at the declared size, so a member that would inflate to more
   is never inflated beyond it;
 - **JSON** (``loads_json``): at most ``MAX_JSON_CHARS`` characters, nested at most
-  ``MAX_JSON_DEPTH`` deep, each number at most ``MAX_NUMBER_CHARS`` characters and finite, no
-  NaN or Infinity.
+  ``MAX_JSON_DEPTH`` deep (measured in one linear pass before parsing), each number at most
+  ``MAX_NUMBER_CHARS`` characters and finite, no NaN or Infinity, no key twice in one object.
 
 Refusals are ``ValueError``s whose message names the file and the reason; when a limit is what
 was exceeded, a ``TooLargeError`` (a ``ValueError`` too; the command lines exit 3 for it).
@@ -26,14 +26,14 @@ numpy only, like the rest of ``reference``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import json
 import math
 import os
-import re
+import secrets
 import stat
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -52,6 +52,7 @@ __all__ = [
     "ArrayHeader",
     "NpzArchive",
     "brief",
+    "check_writable",
     "human_bytes",
     "loads_json",
     "read_npz",
@@ -94,15 +95,25 @@ def human_bytes(n: int) -> str:
 
 # --- JSON ------------------------------------------------------------------------------------
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-
-
 def _depth(text: str) -> int:
-    """How deep objects and arrays nest in JSON ``text`` (brackets inside strings ignored)."""
-    bare = _STRING.sub("", text)
-    codes = np.frombuffer(bare.encode("utf-32-le"), dtype=np.uint32)
-    step = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
-            - np.isin(codes, (ord("]"), ord("}"))))
+    """How deep objects and arrays nest in JSON ``text`` (brackets inside strings ignored).
+
+    One vectorised pass over the characters, linear in the text's length whatever it holds (a
+    regular expression for strings backtracks quadratically on an unterminated string of
+    escaped quotes): a quote opens or closes a string unless an odd run of backslashes precedes
+    it, and brackets count only outside strings. Exact on valid JSON, and on any text up to
+    its first syntax error, which is as far as the parser nests.
+    """
+    codes = np.array(text).reshape(1).view(np.uint32)  # code points, no encoding (surrogates)
+    index = np.arange(codes.size, dtype=np.int32)
+    backslash = codes == ord("\\")
+    last_other = np.maximum.accumulate(np.where(backslash, -1, index))  # last non-backslash <= i
+    escaped = np.zeros(codes.size, dtype=bool)  # preceded by an odd run of backslashes
+    escaped[1:] = (index[:-1] - last_other[:-1]) % 2 == 1
+    quote = (codes == ord('"')) & ~escaped
+    outside = np.cumsum(quote, dtype=np.int32) % 2 == 0
+    step = (np.isin(codes, (ord("["), ord("{"))) & outside).astype(np.int32)
+    step -= np.isin(codes, (ord("]"), ord("}"))) & outside
     return int(np.max(np.cumsum(step), initial=0))
 
 
@@ -120,14 +131,24 @@ def _constant(name: str) -> None:
     raise ValueError(f"it holds {name}, which is not a JSON number")
 
 
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refused when a key appears twice (``json`` would keep the last)."""
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"key {brief(key)} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
 def loads_json(text: str, what: str) -> object:
     """Parse JSON ``text`` within the limits above; ``what`` names it in the messages.
 
     Raises:
         TooLargeError: more than ``MAX_JSON_CHARS`` characters, nesting deeper than
             ``MAX_JSON_DEPTH``, a number longer than ``MAX_NUMBER_CHARS`` or overflowing.
-        ValueError: not valid JSON (the message starts ``"{what} is not valid JSON"``), or
-            NaN/Infinity.
+        ValueError: not valid JSON (the message starts ``"{what} is not valid JSON"``),
+            NaN/Infinity, or a key that appears twice in one object.
     """
     if len(text) > MAX_JSON_CHARS:
         raise TooLargeError(f"{what} is {len(text)} characters long, more than the limit of "
@@ -138,7 +159,8 @@ def loads_json(text: str, what: str) -> object:
                             f"of {MAX_JSON_DEPTH}")
     try:
         return json.loads(text, parse_int=lambda s: _number(s, int),
-                          parse_float=lambda s: _number(s, float), parse_constant=_constant)
+                          parse_float=lambda s: _number(s, float), parse_constant=_constant,
+                          object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} is not valid JSON ({exc})") from None
     except TooLargeError as exc:
@@ -466,25 +488,119 @@ def brief(value: object, limit: int = 60) -> str:
 # --- writing -----------------------------------------------------------------------------------
 
 
-def write_atomically(path: str, write) -> str:
-    """Call ``write(f)`` on a temporary file beside ``path``'s target, then rename it over the
-    target: a failed or interrupted write leaves the previous file as it was. A symlink at
-    ``path`` is followed (its target is replaced, the link kept). Returns the path written.
+def _cannot(kind: type[OSError], code: int | None, path: str, why: str) -> OSError:
+    """``kind("cannot write {path}: {why}")`` with ``errno`` ``code``: the message names the
+    path the user gave (never a temporary name or a link's target)."""
+    error = kind(f"cannot write {path}: {why}")
+    error.errno = code
+    return error
+
+
+def _destination(path: str) -> tuple[str, int | None]:
+    """Where saving to ``path`` writes (its symlinks resolved) and the permission bits to give
+    the new file (the replaced file's own; None for a new file, which gets 0o666 less the
+    umask, as ``open(path, "w")`` would). Everything that can be known before writing is
+    checked here, and refused with an ``OSError`` naming ``path``."""
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise _cannot(IsADirectoryError, errno.EISDIR, path,
+                      f"a path ending in {path[-1]!r} names a folder; give a file name")
+    target = os.path.realpath(path)
+    if os.path.islink(target):  # realpath stops where the links loop
+        raise _cannot(OSError, errno.ELOOP, path, "it is a symbolic link loop (the links "
+                      "point at each other and never reach a file); remove or fix the link")
+    folder = os.path.dirname(target)
+    name = os.fsencode(os.path.basename(target))
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):  # no such folder (said below), or no limit to ask for
+        longest = 255
+    if len(name) > longest:
+        raise _cannot(OSError, errno.ENAMETOOLONG, path, f"its file name is {len(name)} bytes "
+                      f"long, more than the {longest} its folder allows")
+    try:
+        info = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):  # no such file, or no such folder (below)
+        info = None
+    except OSError as exc:
+        raise _cannot(type(exc), exc.errno, path, exc.strerror or str(exc)) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise _cannot(IsADirectoryError, errno.EISDIR, path, "it is a directory, not a file")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise _cannot(OSError, errno.EINVAL, path, "it is not a regular file (a device, FIFO "
+                      "or socket), and saving replaces a file; give a file name")
+    if not os.path.isdir(folder):
+        given = os.path.dirname(path) or "."  # the folder as the user wrote it, if it is this one
+        shown = given if os.path.realpath(given) == folder else folder
+        raise _cannot(FileNotFoundError, errno.ENOENT, path, f"there is no folder {shown}")
+    return target, None if info is None else stat.S_IMODE(info.st_mode) & 0o777
+
+
+def _temporary(path: str, target: str) -> tuple[int, str]:
+    """A new file beside ``target``, opened for writing, mode 0o666 less the umask; named after
+    the target (``net.npz.5f3a9c0e12ab.tmp``), so that one left by a killed save says whose."""
+    folder = os.path.dirname(target)
+    stem = os.path.basename(target)[:40]
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{stem}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _cannot(type(exc), exc.errno, path, f"cannot create a file in its folder "
+                          f"{folder} ({exc.strerror or exc})") from None
+    raise _cannot(FileExistsError, errno.EEXIST, path, f"no free temporary name in {folder}")
+
+
+def check_writable(path: str) -> str:
+    """Check that ``write_atomically(path, ...)`` could write, without changing anything: the
+    same checks, and a temporary file created beside the target and removed. Returns the
+    target (``path`` with its symlinks resolved).
 
     Raises:
-        IsADirectoryError: ``path`` (or its target) is a directory.
-        OSError: the folder does not exist or cannot be written; whatever ``write`` raises.
+        OSError: as ``write_atomically``, its message naming ``path``.
     """
-    target = os.path.realpath(path)
-    if os.path.isdir(target):
-        raise IsADirectoryError(errno.EISDIR, "it is a directory, not a file", path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tmp")
+    target, _ = _destination(path)
+    fd, tmp = _temporary(path, target)
+    os.close(fd)
+    os.remove(tmp)
+    return target
+
+
+def write_atomically(path: str, write) -> str:
+    """Call ``write(f)`` on a temporary file beside ``path``'s target, then rename it over the
+    target: a failed or interrupted write leaves the previous file as it was. Returns the path
+    written.
+
+    - A symlink at ``path`` is followed (its target is replaced, the link kept); a symlink
+      loop is refused.
+    - The file keeps the permission bits of the file it replaces; a new file gets 0o666 less
+      the umask, as ``open(path, "w")`` gives.
+    - Refused before anything is written: a path ending in a separator, a directory, a device,
+      FIFO or socket at the path, a missing folder, a file name longer than its folder allows,
+      a folder where no file can be created.
+
+    Raises:
+        OSError (its own subclass: IsADirectoryError, FileNotFoundError, PermissionError, ...):
+            the file cannot be written; the message is ``"cannot write {path}: {why}"``,
+            naming ``path`` as given (never the temporary file). Whatever ``write`` raises
+            otherwise.
+    """
+    target, mode = _destination(path)
+    fd, tmp = _temporary(path, target)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+                write(f)
+            os.replace(tmp, target)
+        except OSError as exc:
+            if exc.errno is None:  # not the system's word on the file: passed on as it is
+                raise
+            raise _cannot(type(exc), exc.errno, path, exc.strerror or str(exc)) from None
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
     return target

@@ -14,12 +14,18 @@ into another dtype, type or shape, a NaN, a network over ``max_bytes``), before 
 written; then it writes a temporary file beside the target and renames it over the target, so
 a failed or interrupted save leaves the previous file as it was. **Symlinks are followed**: saving
 to a path that is a symbolic link replaces the file the link points to (atomically, in the
-target's folder) and keeps the link, as ``open(path, "w")`` would.
+target's folder) and keeps the link, as ``open(path, "w")`` would; a symlink loop is refused.
+The new file keeps the permission bits of the file it replaces (a new file gets 0o666 less the
+umask, as ``open`` gives). Every error names the path as given (``safe_files.write_atomically``).
+
+The config holds exactly the keys ``save`` writes (``CONFIG_KEYS``; ``seed`` may be absent);
+``load`` refuses any other key, and a key that appears twice.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -34,6 +40,7 @@ from .safe_files import (
     MAX_BYTES,
     MAX_JSON_CHARS,
     MAX_MEMBERS,
+    MAX_NUMBER_CHARS,
     NpzArchive,
     brief,
     human_bytes,
@@ -41,15 +48,23 @@ from .safe_files import (
     short_names,
     write_atomically,
 )
-from .validation import check_layer_sizes, check_path, check_weights, check_weights_in_place
+from .validation import (
+    check_layer_sizes,
+    check_network_in_place,
+    check_path,
+    check_weights,
+    check_weights_in_place,
+)
 
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["FORMAT", "MAX_BYTES", "VERSION", "load_network", "save_network"]
+__all__ = ["CONFIG_KEYS", "FORMAT", "MAX_BYTES", "VERSION", "load_network", "save_network"]
 
 FORMAT = "simple-net"
 VERSION = 1
+CONFIG_KEYS = ("format", "version", "layer_sizes", "activations", "loss", "init", "seed")
+"""The keys of a network's config, as ``save`` writes them; ``load`` refuses any other."""
 
 
 def _weight_bytes(sizes: Sequence[int]) -> int:
@@ -90,6 +105,10 @@ def _check_config(config: dict) -> list[int]:
     seed = config.get("seed")
     if seed is not None and (type(seed) is not int or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {brief(seed)}")
+    if seed is not None and seed >= 10**MAX_NUMBER_CHARS:  # compared, never printed in full
+        digits = int(seed.bit_length() * math.log10(2)) + 1
+        raise ValueError(f"seed must have at most {MAX_NUMBER_CHARS} digits (a file holds no "
+                         f"longer number), got one of about {digits} digits")
     return sizes
 
 
@@ -102,6 +121,10 @@ def _config_of(net: Network) -> dict:
 
     if not isinstance(net, Network):
         raise TypeError(f"cannot save: expected a Network, got {type(net).__name__}")
+    try:  # sizes, activations and loss edited in place: the message of every entry point
+        check_network_in_place(net)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"cannot save: {exc}") from None
     acts = list(net.activations)
     for k, act in enumerate(acts):
         if not isinstance(act, Activation):
@@ -142,15 +165,20 @@ def save_network(net: Network, path: str | os.PathLike, *, max_bytes: int = MAX_
     """Write ``net`` to ``path`` atomically; refuse, before writing anything, what
     ``load_network(path, max_bytes=max_bytes)`` would refuse.
 
-    A symlink at ``path`` is followed: the file it points to is replaced, the link kept.
+    A symlink at ``path`` is followed: the file it points to is replaced, the link kept; a
+    symlink loop is refused. The file keeps the mode of the file it replaces (a new one: 0o666
+    less the umask).
 
     Raises:
         TypeError: ``path`` is not a str or os.PathLike; a weight replaced in place by another
             type or dtype.
         ValueError: a custom Activation or Loss (not serialisable by value), a weight of the
-            wrong shape or not finite, a configuration load would refuse.
+            wrong shape or not finite, a configuration load would refuse (a seed of more than
+            100 digits, say).
         TooLargeError: the weights take more than ``max_bytes`` (load's budget).
-        OSError: the folder does not exist or cannot be written, ``path`` is a directory.
+        OSError: ``"cannot write {path}: {why}"``: a path ending in a separator, a directory,
+            device or FIFO at ``path``, a missing folder, an overlong name, a symlink loop, a
+            folder that cannot be written, a failed write.
     """
     path = check_path(path, "path")
     max_bytes = _check_budget(max_bytes)
@@ -207,6 +235,11 @@ def _read_config(z: NpzArchive, path: str) -> dict:
     if type(config.get("version")) is not int or config["version"] != VERSION:
         raise _bad(path, f"unsupported version {brief(config.get('version'))}, expected "
                          f"{VERSION}")
+    unknown = [key for key in config if key not in CONFIG_KEYS]
+    if unknown:
+        raise _bad(path, f"config has the unknown key{'s' * (len(unknown) > 1)} "
+                         f"{short_names(unknown)}; a simple-net config holds only "
+                         f"{', '.join(CONFIG_KEYS)}")
     for key, kind in (("layer_sizes", list), ("activations", list), ("loss", str), ("init", str)):
         if not isinstance(config.get(key), kind):
             raise _bad(path, f"config[{key!r}] must be a {kind.__name__}, got "
@@ -236,7 +269,9 @@ def load_network(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Netw
     path = check_path(path, "path")
     max_bytes = _check_budget(max_bytes)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no network file at {path}")
+        slash = path.endswith(os.sep) or bool(os.altsep and path.endswith(os.altsep))
+        raise FileNotFoundError(f"no network file at {path}" + (
+            f" (a path ending in {path[-1]!r} names a folder)" if slash else ""))
     if os.path.isdir(path):
         raise _bad(path, "it is a directory")
     with NpzArchive(path, f"{path} is not a valid simple-net file", max_bytes=max_bytes) as z:

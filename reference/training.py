@@ -50,7 +50,9 @@ def fit(
         batch_size: samples per step; None means the whole data set (full-batch descent).
         seed: seeds the shuffling, so a run is reproducible bit for bit.
         shuffle: reshuffle the samples every epoch.
-        callback: called as ``callback(epoch, mean_loss)`` after each epoch (epoch from 0).
+        callback: called as ``callback(epoch, mean_loss)`` after each epoch (epoch from 0);
+            its signature is checked before training (a TypeError when it cannot take those
+            two arguments). An exception it raises stops training and is passed on.
 
     Returns:
         The loss of each epoch: the mean over its steps of the loss *before* each step,
@@ -71,9 +73,7 @@ def fit(
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}: "
                         f"{shuffle!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable as callback(epoch, mean_loss), or None; "
-                        f"got {type(callback).__name__}: {callback!r}")
+    checked = _check_callback(callback)
     rng = np.random.default_rng(seed) if shuffle else None
     history: list[float] = []
     for epoch in range(epochs):
@@ -90,6 +90,36 @@ def fit(
                     "weights (try a smaller lr)"
                 ) from None
         history.append(total / n)
-        if callback is not None:
+        if callback is None:
+            continue
+        try:
             callback(epoch, history[-1])
+        except TypeError as exc:
+            if checked:  # its own error, raised inside it: passed on as it is
+                raise
+            raise TypeError(f"callback(epoch, mean_loss) raised TypeError ({exc}); training "
+                            f"stopped after epoch {epoch + 1}/{epochs}") from exc
     return history
+
+
+def _check_callback(callback: object) -> bool:
+    """Refuse, before training, a callback that cannot be called as ``callback(epoch,
+    mean_loss)``. Returns whether its signature was checked (a builtin's may not be known)."""
+    import inspect
+
+    if callback is None:
+        return True
+    if not callable(callback):
+        raise TypeError(f"callback must be callable as callback(epoch, mean_loss), or None; "
+                        f"got {type(callback).__name__}: {callback!r:.60}")
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # no signature to read: checked when called
+        return False
+    try:
+        signature.bind(0, 0.0)
+    except TypeError as exc:
+        raise TypeError(f"callback must accept two arguments, callback(epoch, mean_loss), but "
+                        f"its signature is {str(signature)[:80]} ({exc}); nothing was trained"
+                        ) from None
+    return True

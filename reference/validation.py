@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .activations import Activation
 from .errors import TooLargeError
 from .losses import Loss
 
@@ -20,6 +21,8 @@ __all__ = [
     "check_inputs",
     "check_layer_sizes",
     "check_learning_rate",
+    "check_network_in_place",
+    "check_network_inputs",
     "check_path",
     "check_seed",
     "check_targets",
@@ -56,6 +59,18 @@ def _require_finite(arr: np.ndarray, what: str) -> None:
             f"{what} must be finite, found {len(bad)} NaN/Inf entries "
             f"(first at index {first}: {arr[first]})"
         )
+
+
+def _as_float64(arr: np.ndarray, what: str) -> np.ndarray:
+    """``arr`` (finite, real) as float64; a value too large for float64 (a longdouble 1e4000,
+    which would become inf) is refused, named by its index in ``arr``'s own shape."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.float64, copy=False)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8 and not np.isfinite(out).all():
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(f"{what} holds {arr[first]!s} at index {first}, which overflows float64 "
+                         f"(the largest float64 is {np.finfo(np.float64).max:.4g})")
+    return out
 
 
 def check_layer_sizes(sizes: Sequence[int]) -> list[int]:
@@ -105,9 +120,8 @@ def check_inputs(x: object, n0: int) -> np.ndarray:
             f"X has {per_sample} values per sample (shape {arr.shape}), but the network's "
             f"first layer expects {n0}"
         )
-    arr = arr.astype(np.float64, copy=False)
     _require_finite(arr, "X")  # before flattening: a bad entry is named in X's own shape
-    return arr.reshape(arr.shape[0], n0)
+    return _as_float64(arr, "X").reshape(arr.shape[0], n0)
 
 
 def check_targets(t: object, loss: Loss, batch: int, n_out: int) -> np.ndarray:
@@ -144,8 +158,8 @@ def check_targets(t: object, loss: Loss, batch: int, n_out: int) -> np.ndarray:
             f"T must have shape ({batch}, {n_out}) for loss {loss.name!r}{hint}, "
             f"got shape {arr.shape}"
         )
-    arr = arr.astype(np.float64, copy=False)
     _require_finite(arr, "T")
+    arr = _as_float64(arr, "T")
     if loss.builtin and loss.name in ("cross_entropy", "binary_cross_entropy"):
         if np.any((arr < 0) | (arr > 1)):
             i = tuple(int(k) for k in np.argwhere((arr < 0) | (arr > 1))[0])
@@ -198,7 +212,7 @@ def check_weights(weights: Sequence[object], sizes: Sequence[int],
                 f"got {arr.shape}"
             )
         _require_finite(arr, f"{name}[{k}]")
-        out.append(arr.astype(np.float64, copy=False))
+        out.append(_as_float64(arr, f"{name}[{k}]"))
     return out
 
 
@@ -244,6 +258,56 @@ def check_weights_in_place(weights: object, sizes: Sequence[int]) -> list[np.nda
             )
         _require_finite(w, f"weights[{k}]")
     return weights
+
+
+def check_network_in_place(net: object) -> list[int]:
+    """What users may edit in place on a network's configuration between calls, checked at
+    every entry point before it computes anything: ``net.layer_sizes``, ``net.activations`` (a
+    list of ``Activation`` objects, one per layer) and ``net.loss_function`` (a ``Loss``). The
+    weights are ``check_weights_in_place``'s. Returns the layer sizes.
+
+    An ``Activation`` or ``Loss`` object put in place of another is used (the oracle's tests
+    swap in a deliberately wrong derivative this way); a name is refused, with the way to
+    change it.
+
+    Raises:
+        TypeError, ValueError: the message names the attribute and the entry, what is expected
+            and what was found.
+    """
+    try:
+        sizes = check_layer_sizes(net.layer_sizes)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"net.layer_sizes was edited in place: {exc}") from None
+    built = list(getattr(net, "_built_sizes", sizes))
+    if sizes != built:
+        raise ValueError(f"net.layer_sizes was edited in place to {sizes!r:.80}, but the network "
+                         f"was built with {built!r:.80}; build a new Network(...) to change the "
+                         "sizes")
+    acts = net.activations
+    rebuild = "build a new Network(...) to change the activations"
+    if not isinstance(acts, (list, tuple)):
+        raise TypeError(f"net.activations must be a list of {len(sizes) - 1} Activation objects, "
+                        f"got {type(acts).__name__}: {acts!r:.60}; {rebuild}")
+    if len(acts) != len(sizes) - 1:
+        raise ValueError(f"net.activations holds {len(acts)} activations, but the network has "
+                         f"{len(sizes) - 1} layers; {rebuild}")
+    for k, act in enumerate(acts):
+        if not isinstance(act, Activation):
+            raise TypeError(f"net.activations[{k}] was replaced in place by a "
+                            f"{type(act).__name__} ({act!r:.40}), but the network calls "
+                            f"Activation objects; {rebuild}")
+    loss = net.loss_function
+    if not isinstance(loss, Loss):
+        raise TypeError(f"net.loss_function was replaced by a {type(loss).__name__} "
+                        f"({loss!r:.40}), but the network calls a Loss object; build a new "
+                        "Network(..., loss=...) to change the loss")
+    return sizes
+
+
+def check_network_inputs(net: object, x: object) -> np.ndarray:
+    """``check_network_in_place(net)``, then X for its first layer (``check_inputs``): what
+    every entry point checks first."""
+    return check_inputs(x, check_network_in_place(net)[0])
 
 
 def check_path(path: object, what: str = "path") -> str:

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -305,6 +306,94 @@ def test_train_saves_through_a_symlink_and_keeps_it(tmp_path, patterns, capsys):
     Network.load(link)
 
 
+def _loop(folder: Path) -> Path:
+    (folder / "loop1").symlink_to(folder / "loop2")
+    (folder / "loop2").symlink_to(folder / "loop1")
+    return folder / "loop1"
+
+
+def _fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "pipe.npz")
+    return folder / "pipe.npz"
+
+
+BAD_OUTS = [
+    ("/proc/version", lambda d: "/proc/version",
+     "--out: cannot write /proc/version: cannot create a file in its folder /proc (No such file "
+     "or directory)"),
+    ("a trailing slash", lambda d: f"{d}/dir_y/",
+     "--out: cannot write {d}/dir_y/: a path ending in '/' names a folder; give a file name"),
+    ("a symlink loop", _loop,
+     "--out: cannot write {d}/loop1: it is a symbolic link loop (the links point at each other "
+     "and never reach a file); remove or fix the link"),
+    ("a 300-byte name", lambda d: d / ("n" * 296 + ".npz"),
+     "its file name is 300 bytes long, more than the 255 its folder allows"),
+    ("a FIFO", _fifo, "--out: cannot write {d}/pipe.npz: it is not a regular file (a device, "
+                      "FIFO or socket), and saving replaces a file; give a file name"),
+    ("a folder that is a file", lambda d: (d / "f").write_text("x") and d / "f" / "x.npz",
+     "--out: cannot write {d}/f/x.npz: there is no folder {d}/f"),
+]
+
+
+@pytest.mark.parametrize("command", ["data", "train"])
+@pytest.mark.parametrize(("label", "make", "message"), BAD_OUTS, ids=[b[0] for b in BAD_OUTS])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, patterns, capsys,
+                                                                   monkeypatch, command, label,
+                                                                   make, message):
+    if label == "/proc/version" and not os.path.isfile("/proc/version"):
+        pytest.skip("no /proc")
+    work = tmp_path / "work"
+    work.mkdir()
+    out = make(work)
+    before = sorted(p.name for p in work.iterdir())
+    trained = []
+    monkeypatch.setattr(Network, "fit", lambda *a, **k: trained.append(1) or [0.0])
+    args = (["data", "patterns"] if command == "data"
+            else ["train", "--sizes", "9,9", "--data", patterns, "--quiet"])
+    got, out_text, err = ref(capsys, *args, "--out", out)
+    assert got == 2 and out_text == ""
+    assert message.format(d=work) in one_line(err, REF)
+    assert ".tmp" not in err
+    assert trained == [] and sorted(p.name for p in work.iterdir()) == before
+
+
+def test_a_save_that_fails_after_training_names_out_and_keeps_the_old_file(tmp_path, patterns,
+                                                                            capsys, monkeypatch):
+    import errno
+
+    out = tmp_path / "net.npz"
+    Network([9, 9], ["identity"], seed=3).save(out)
+    before = out.read_bytes()
+
+    def full_disk(f, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    got, _, err = ref(capsys, "train", "--sizes", "9,9", "--data", patterns, "--epochs", "1",
+                      "--quiet", "--out", out)
+    assert got == 2
+    assert one_line(err, REF) == f"cannot write {out}: No space left on device"
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["net.npz", "patterns.npz"]
+
+
+@pytest.mark.parametrize("command", ["data", "train"])
+def test_outputs_keep_the_mode_they_replace_or_get_the_umasks(tmp_path, patterns, capsys,
+                                                              command):
+    args = (["data", "patterns"] if command == "data"
+            else ["train", "--sizes", "9,9", "--data", patterns, "--epochs", "1", "--quiet"])
+    old = os.umask(0o022)
+    try:
+        assert ref(capsys, *args, "--out", tmp_path / "new.npz")[0] == 0
+        (tmp_path / "kept.npz").write_bytes(b"old")
+        (tmp_path / "kept.npz").chmod(0o640)
+        assert ref(capsys, *args, "--out", tmp_path / "kept.npz")[0] == 0
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / "new.npz").st_mode & 0o777) == oct(0o644)
+    assert oct(os.stat(tmp_path / "kept.npz").st_mode & 0o777) == oct(0o640)
+
+
 # --- reference: data files ---------------------------------------------------------------------
 
 CSV = [
@@ -326,6 +415,28 @@ CSV = [
     ("x,y,t\n1,2\n", "has 2 columns; expected 2 inputs then 1 target columns"),
     ("1,2,3\n0x10,2,3\n", "is not a CSV table of numbers"),
 ]
+
+
+LABELS = ["1e300", "-1e300", "9223372036854775808", "1e19", "1E+16", "inf", "-inf", "nan",
+          "NaN", "2.5", "-1", "3", "1.0000001", "0x1", "1" + "0" * 200]
+
+
+@pytest.mark.parametrize("label", LABELS, ids=[b[:20] for b in LABELS])
+def test_a_csv_label_that_is_no_class_is_named_as_given(tmp_path, capsys, label):
+    path = tmp_path / "d.csv"
+    path.write_text(f"x0,x1,label\n# a comment\n0.5,0.5,1\n\n0.1,0.2, {label} # the label\n")
+    shown = repr(label) if len(label) <= 40 else repr(label)[:37] + "..."
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # "invalid value encountered in cast" would show
+        got, _, err = ref(capsys, "train", "--sizes", "2,3", "--loss", "cross_entropy", "--data",
+                          path, "--quiet", "--out", tmp_path / "net.npz")
+    assert got == 2
+    if label == "0x1":  # not a number numpy reads: the table is refused as a whole
+        assert got == 2 and "is not a CSV table of numbers" in one_line(err, REF)
+        return
+    assert one_line(err, REF) == (f"data {path}: the label column must hold integer class "
+                                  f"labels 0 .. 2 for 3 outputs, got {shown} on line 5")
+    assert not (tmp_path / "net.npz").exists()
 
 
 @pytest.mark.parametrize(("text", "message"), CSV, ids=[repr(t)[:30] for t, _ in CSV])
@@ -444,6 +555,11 @@ CONFIGS = [
     ("seed 1.5", '{"sizes": [2, 2], "seed": 1.5}', 2, "seed must be"),
     ("loss 3", '{"sizes": [2, 2], "loss": 3}', 2, "loss"),
     ("activations 3", '{"sizes": [2, 2], "activations": 3}', 2, "activations must be a list"),
+    ("a key twice", '{"sizes": [2, 2], "sizes": [2, 3]}', 2,
+     "key 'sizes' appears twice in one object"),
+    ("a key twice, nested", '{"sizes": [2, 2], "activations": {"a": 1, "a": 2}}', 2,
+     "key 'a' appears twice in one object"),
+    ("64,000 escaped quotes", '"' + '\\"' * 32_000, 2, "is not valid JSON (Unterminated string"),
 ]
 
 
@@ -557,8 +673,8 @@ def test_a_network_too_large_for_memory_exits_3_without_a_traceback(patterns):
                     "--quiet", gib=1)
     assert done.returncode == 3, done.stderr
     assert one_line(done.stderr, REF) == (
-        "out of memory (not enough memory for the weights of layer_sizes [100000, 100000]: "
-        "they take 74.5 GiB)")
+        "layer sizes 100000,100000 need 74.5 GiB of weights, more than the memory budget of "
+        "1.0 GiB (the same as for files)")
 
 
 def test_a_zip_bomb_and_deep_json_exit_2_and_3_in_a_real_process(tmp_path, patterns):
@@ -605,3 +721,174 @@ def test_reference_cli_module_documents_every_exit_status(capsys, monkeypatch):
                    "4 internal error", "130 interrupted", "141 output closed early"):
         assert status in text
     assert "3 too large" in reference_cli.__doc__
+
+
+# --- sizes from flags and configs, and vjp --inputs: the files' memory budget, in a real process --
+
+MANY = r"""
+import contextlib, io, json, resource, sys
+size = int(float(sys.argv[1]) * (1 << 30))
+resource.setrlimit(resource.RLIMIT_AS, (size, size))
+from oracle.cli import main as oracle_main
+from reference.cli import main as reference_main
+import oracle.adapters, oracle.vjp_check, oracle.step_sweep  # what the commands import lazily
+mains = {"oracle": oracle_main, "reference": reference_main}
+
+def peak_kb():  # this process's peak resident memory since its exec
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+
+results = []
+for prog, argv in json.loads(open(sys.argv[2]).read()):
+    err, before = io.StringIO(), peak_kb()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = mains[prog](argv)
+    results.append([status, err.getvalue(), peak_kb() - before])
+print(json.dumps(results))
+"""
+
+MODULE = '''
+import numpy as np
+def f(x):
+    return np.sin(x)
+def g(dout, x):
+    return dout * np.cos(x)
+def f_any(**inputs):
+    return np.sin(inputs["x"])
+def g_any(dout, **inputs):
+    return {"x": dout * np.cos(inputs["x"])}
+'''
+
+
+def _inputs_files(folder: Path) -> dict[str, Path]:
+    """The --inputs files of the attempts below, crafted byte by byte."""
+    from test_hostile_files import header, npy, npy_header, raw_zip, write_bomb, write_zip
+
+    x = npy(np.linspace(-1.0, 1.0, 3))
+    files = {"good": write_zip(folder / "good.npz", {"x.npy": x})}
+    # 1 KB on disk, 256 MiB unused: never inflated, refused by its name in the zip directory.
+    files["unused bomb"] = write_bomb(folder / "unused.npz", "junk.npy",
+                                      npy_header(header(shape=(32 << 20,))), others={"x.npy": x})
+    # For a forward that takes anything: the header says (3,), the member inflates to 256 MiB.
+    files["lying bomb"] = write_bomb(folder / "lying.npz", "x.npy",
+                                     npy_header(header(shape=(3,))))
+    # A header and a zip directory that agree on 2 GiB, with 100 bytes behind them.
+    big = npy_header(header(shape=(1 << 28,)))
+    files["2 GiB declared"] = raw_zip(folder / "big.npz", [
+        ("x.npy", 0, big + bytes(100), zlib.crc32(big + bytes(100)), len(big) + (8 << 28))])
+    half = npy_header(header(shape=(80 << 20,)))  # 640 MiB each: 1.25 GiB together
+    files["two of 640 MiB"] = raw_zip(folder / "two.npz", [
+        (f"{n}.npy", 0, half, zlib.crc32(half), len(half) + (640 << 20)) for n in ("x", "y")])
+    obj = np.empty(2, dtype=object)
+    obj[:] = [Evil(folder / "PWNED"), 1.0]
+    files["pickle"] = write_zip(folder / "pickle.npz", {"x.npy": npy(obj)})
+    files["strings"] = write_zip(folder / "strings.npz", {"x.npy": npy(np.array(["a", "b"]))})
+    files["a lone .npy"] = folder / "lone.npz"
+    files["a lone .npy"].write_bytes(x)
+    files["10,001 members"] = write_zip(folder / "many.npz",
+                                        {f"a{k}.npy": b"" for k in range(10_001)})
+    os.mkfifo(folder / "fifo.npz")
+    files["a FIFO"] = folder / "fifo.npz"
+    files["missing"] = folder / "missing.npz"
+    return files
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+INPUTS = [  # (file, forward, backward, status, message)
+    ("good", "f", "g", 0, None),
+    ("unused bomb", "f", "g", 2, "inputs {path}: it holds ['junk'], which the forward function "
+                                 "(x) does not take; save only its inputs"),
+    ("lying bomb", "f_any", "g_any", 2, "inputs {path}: array 'x' declares shape (3,) of float64 "
+                                        "(24 bytes), but its zip member holds 256.0 MiB"),
+    ("2 GiB declared", "f", "g", 3, "inputs {path}: its arrays declare 2.0 GiB, more than the "
+                                    "memory budget of 1.0 GiB"),
+    ("two of 640 MiB", "f_any", "g_any", 3, "inputs {path}: its arrays declare 1.2 GiB, more "
+                                            "than the memory budget of 1.0 GiB"),
+    ("pickle", "f", "g", 2, "inputs {path}: array 'x' holds Python objects (dtype object), which "
+                            "would need pickle"),
+    ("strings", "f", "g", 2, "inputs {path}: array 'x' has dtype <U1, expected bool or int or "
+                             "unsigned int or float"),
+    ("a lone .npy", "f", "g", 2, "inputs {path}: it holds a single .npy array, expected an .npz "
+                                 "archive"),
+    ("10,001 members", "f_any", "g_any", 3, "inputs {path}: its zip directory lists 10001 "
+                                            "members, more than the limit of 10000"),
+    ("a FIFO", "f", "g", 2, "cannot read inputs {path}: not a regular file"),
+    ("missing", "f", "g", 2, "cannot read inputs {path}: No such file or directory"),
+]
+
+BUDGET = [  # (prog, argv, status, message): sizes over the 1 GiB budget, refused before allocating
+    ("oracle", ["check", "--sizes", "30000,30000", "--fd", "none"], 3,
+     "layer sizes 30000,30000 need 6.7 GiB of weights and 2.3 MiB of data for a batch of 5, more "
+     "than the memory budget of 1.0 GiB (the same as for files)"),
+    ("oracle", ["--sizes", "4,16384,16384,3"], 3, "layer sizes 4,16384,16384,3 need 2.0 GiB"),
+    ("oracle", ["check", "--sizes", "4,3", "--batch", "100000000"], 3,
+     "need 120 bytes of weights and 5.2 GiB of data for a batch of 100000000"),
+    ("oracle", ["steps", "--sizes", "30000,30000", "--no-plot"], 3, "layer sizes 30000,30000 "),
+    ("oracle", ["check", "--config", "{big}"], 3, "layer sizes 20000,20000 need 3.0 GiB"),
+    ("reference", ["train", "--sizes", "30000,30000", "--data", "{data}", "--quiet", "--out",
+                   "{out}"], 3, "layer sizes 30000,30000 need 6.7 GiB of weights, more than"),
+    ("reference", ["train", "--config", "{big}", "--data", "{data}", "--quiet", "--out",
+                   "{out}"], 3, "layer sizes 20000,20000 need 3.0 GiB of weights"),
+    ("oracle", ["check", "--sizes", "64,64", "--fd", "none", "--quiet"], 0, None),  # well within
+]
+# The accepted attempts run last: each refused one must leave the peak memory where it was.
+assert [b[2] for b in BUDGET][-1] == 0 and INPUTS[0][3] == 0
+
+
+@pytest.fixture(scope="module")
+def limited_runs(tmp_path_factory):
+    """Every attempt of INPUTS and BUDGET in one child limited to 2 GiB of address space (one
+    JAX import for all): its (status, stderr) per attempt, and its peak memory."""
+    folder = tmp_path_factory.mktemp("limited")
+    (folder / "mods.py").write_text(MODULE)
+    files = _inputs_files(folder)
+    (folder / "big.json").write_text('{"sizes": [20000, 20000]}')
+    data = folder / "data.npz"
+    np.savez(data, X=np.zeros((2, 30000)), T=np.zeros((2, 30000)))
+    names = {"big": folder / "big.json", "data": data, "out": folder / "net.npz"}
+    vjp = [["oracle", ["vjp", f"mods.py:{fw}", f"mods.py:{bw}", "--inputs", str(files[name]),
+                       "--quiet", "--no-jax", "--fd", "exhaustive"]]
+           for name, fw, bw, _, _ in INPUTS]
+    sizes = [[prog, [a.format(**names) for a in argv]] for prog, argv, _, _ in BUDGET]
+    plan = vjp[1:] + sizes[:-1] + [vjp[0], sizes[-1]]  # the accepted ones last
+    (folder / "plan.json").write_text(json.dumps(plan))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("SIMPLE_NET_TRACEBACK", None)
+    done = subprocess.run([sys.executable, "-c", MANY, "2", str(folder / "plan.json")],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    n = len(INPUTS) - 1
+    inputs = [out[-2]] + out[:n]
+    budget = out[n:n + len(BUDGET) - 1] + [out[-1]]
+    return {"folder": folder, "files": files, "inputs": inputs, "budget": budget}
+
+
+@pytest.mark.parametrize("k", range(len(INPUTS)), ids=[f"{i[0]}-{i[1]}" for i in INPUTS])
+def test_vjp_inputs_are_read_as_hostile_files(limited_runs, k):
+    name, _, _, status, message = INPUTS[k]
+    got, err, grew_kb = limited_runs["inputs"][k]
+    assert got == status, err
+    if message is None:
+        assert err == ""
+    else:
+        assert message.format(path=limited_runs["files"][name]) in one_line(err, ORA)
+        assert grew_kb < 64 << 10, grew_kb  # nothing it declares was inflated or allocated
+    assert not (limited_runs["folder"] / "PWNED").exists()
+
+
+@pytest.mark.parametrize("k", range(len(BUDGET)), ids=[" ".join(b[1][:3]) for b in BUDGET])
+def test_sizes_over_the_memory_budget_exit_3_before_allocating(limited_runs, k):
+    prog, _, status, message = BUDGET[k]
+    got, err, grew_kb = limited_runs["budget"][k]
+    assert got == status, err
+    if message is not None:
+        assert message in one_line(err, ORA if prog == "oracle" else REF)
+        assert grew_kb < 64 << 10, grew_kb  # refused before the network was allocated
+    assert not (limited_runs["folder"] / "net.npz").exists()

@@ -14,10 +14,12 @@ loading would refuse) is at the end, with the symlink behaviour.
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import json
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -591,8 +593,7 @@ for label, text, reason in [
     ("a bare string", '"simple-net"', "config has no format tag"),
     ("a list", '["simple-net", 1]', "config has no format tag"),
     ("trailing garbage", json.dumps(GOOD_CONFIG) + "x", "config is not valid JSON (Extra data"),
-    ("lone surrogate", json.dumps(GOOD_CONFIG)[:-1] + ', "x": "\\ud800"}',
-     "its configuration is refused"),
+    ("lone surrogate", json.dumps(GOOD_CONFIG), "its configuration is refused"),
 ]:
     if label == "lone surrogate":  # a lone surrogate is valid JSON; then the config is checked
         text = text.replace('"init": "glorot"', '"init": "\\ud800"')
@@ -710,6 +711,49 @@ file_attack("data: duplicate X", [("X.npy", npy(np.zeros(2))), ("X.npy", npy(np.
             "ValueError", "entry 'X.npy' appears twice", op="data")
 file_attack("data: 60 KB member name", {"X.npy": npy(np.zeros(2)), "n" * 60000: b""},
             "ValueError", "entry 'nnnnnnnnn", op="data")
+
+# 11. Configs that say more than save writes: unknown keys, keys twice (json keeps the last).
+for label, text, reason in [
+    ("an unknown key", json.dumps({**GOOD_CONFIG, "extra": {"a": 1}}),
+     "config has the unknown key ['extra']; a simple-net config holds only format, version, "
+     "layer_sizes, activations, loss, init, seed"),
+    ("two unknown keys", json.dumps({**GOOD_CONFIG, "x": 1, "y": 2}),
+     "config has the unknown keys ['x', 'y']"),
+    ("an unknown key of 100,000 characters", json.dumps({**GOOD_CONFIG, "k" * 100_000: 1}),
+     "config has the unknown key ['kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...']"),
+    ("a misspelt key", json.dumps({**GOOD_CONFIG, "activation": ["tanh", "sigmoid"]}),
+     "config has the unknown key ['activation']"),
+    ("seed twice", json.dumps(GOOD_CONFIG)[:-1] + ', "seed": 1}',
+     "config: key 'seed' appears twice in one object"),
+    ("layer_sizes twice, the second one huge", json.dumps(GOOD_CONFIG)[:-1]
+     + ', "layer_sizes": [16000, 16000]}', "config: key 'layer_sizes' appears twice"),
+    ("format twice", '{"format": "other", ' + json.dumps(GOOD_CONFIG)[1:],
+     "config: key 'format' appears twice"),
+    ("a key twice in a nested object", json.dumps(GOOD_CONFIG)[:-1] + ', "x": {"a": 1, "a": 2}}',
+     "config: key 'a' appears twice in one object"),
+]:
+    file_attack(f"config: {label}", net_members(config=text), "ValueError", reason)
+
+# 12. Strings that made the nesting check quadratic (a regex backtracking on every quote): an
+# unterminated string of escaped quotes, 2,000,000 characters of config in a 2 KB file.
+for label, text, error, reason in [
+    ("unterminated escaped quotes, 64,000", '"' + '\\"' * 32_000, "ValueError",
+     "config is not valid JSON (Unterminated string"),
+    ("unterminated escaped quotes at the limit", '"' + '\\"' * ((MAX_JSON_CHARS - 1) // 2),
+     "ValueError", "config is not valid JSON (Unterminated string"),
+    ("escaped backslashes then a quote, at the limit",
+     '{"a": "' + "\\\\" * ((MAX_JSON_CHARS - 20) // 2) + '"}', "ValueError",
+     "config has no format tag"),
+    ("brackets after an escaped quote stay in the string",
+     '{"format": "simple-net", "x": "\\"' + "[" * 100_000 + '"}', "ValueError",
+     "unsupported version None, expected 1"),
+    ("past the limit by one", '"' + '\\"' * (MAX_JSON_CHARS // 2), "TooLargeError",
+     f"its config declares {MAX_JSON_CHARS + 1} characters, more than the limit of "
+     f"{MAX_JSON_CHARS}"),
+]:
+    file_attack(f"config text: {label}", lambda text=text: net_members(config=text), error,
+                reason)
+
 
 # --- running them all in a child with a memory limit ----------------------------------------------
 
@@ -923,21 +967,29 @@ def in_place_edits():
         "a weight removed": edit(lambda n: n.weights.pop(), ValueError,
                                  "expected 2 weight arrays, got 1"),
         "layer_sizes edited": edit(lambda n: n.layer_sizes.__setitem__(1, 0), ValueError,
-                                   "load would refuse its configuration: layer_sizes[1] must be "
+                                   "net.layer_sizes was edited in place: layer_sizes[1] must be "
                                    "a positive int, got 0"),
         "init edited": edit(lambda n: setattr(n, "init", "xavier"), ValueError,
                             "load would refuse its configuration: unknown init 'xavier'"),
         "seed edited": edit(lambda n: setattr(n, "seed", -3), ValueError,
                             "seed must be a non-negative int or None, got -3"),
         "activation as a string": edit(lambda n: n.activations.__setitem__(0, "tanh"),
-                                       TypeError, "net.activations[0] must be an Activation"),
+                                       TypeError, "net.activations[0] was replaced in place by "
+                                                  "a str ('tanh')"),
         "custom activation": edit(lambda n: n.activations.__setitem__(0, Activation(
             "tanh", np.tanh, lambda v: 1 - np.tanh(v) ** 2)), ValueError,
             "layer 0 uses the custom activation 'tanh'"),
         "an activation removed": edit(lambda n: n.activations.pop(0), ValueError,
-                                      "expected 2 activations (one per layer), got 1"),
+                                      "net.activations holds 1 activations, but the network has "
+                                      "2 layers"),
         "loss edited": edit(lambda n: setattr(n, "loss_function", "mse"), TypeError,
-                            "net.loss_function must be a Loss"),
+                            "net.loss_function was replaced by a str ('mse')"),
+        "a seed of 101 digits": edit(lambda n: setattr(n, "seed", 10**100), ValueError,
+                                     "load would refuse its configuration: seed must have at "
+                                     "most 100 digits (a file holds no longer number), got one "
+                                     "of about 101 digits"),
+        "a seed of 5,001 digits": edit(lambda n: setattr(n, "seed", 10**5000), ValueError,
+                                       "seed must have at most 100 digits"),
     }
 
 
@@ -1010,3 +1062,201 @@ def test_a_refused_save_over_a_symlink_changes_neither_link_nor_target(tmp_path)
     with pytest.raises(ValueError, match="cannot save: weights\\[0\\] must be finite"):
         bad.save(link)
     assert link.is_symlink() and target.read_bytes() == before
+
+
+def test_a_symlink_loop_is_refused_and_left_as_it_was(tmp_path):
+    one, two = tmp_path / "loop1", tmp_path / "loop2"
+    one.symlink_to(two)
+    two.symlink_to(one)
+    with pytest.raises(OSError) as info:
+        Network([2, 1], ["identity"]).save(one)
+    assert str(info.value).startswith(f"cannot write {one}: it is a symbolic link loop")
+    assert info.value.errno == errno.ELOOP
+    assert one.is_symlink() and two.is_symlink() and os.readlink(one) == str(two)
+    assert sorted(os.listdir(tmp_path)) == ["loop1", "loop2"]
+
+
+# --- the mode of what save writes: the replaced file's, or what open() would give -----------------
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600, 0o444, 0o755])
+def test_saving_over_a_file_keeps_its_mode(tmp_path, mode):
+    path = tmp_path / "net.npz"
+    Network([2, 1], ["identity"], seed=1).save(path)
+    path.chmod(mode)
+    Network([2, 1], ["identity"], seed=2).save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert Network.load(path).seed == 2
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_what_open_would_give_under_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        Network([2, 1], ["identity"]).save(tmp_path / "net.npz")
+        (tmp_path / "plain").write_bytes(b"")  # what open(path, "w") gives, for comparison
+    finally:
+        os.umask(old)
+    got = stat.S_IMODE((tmp_path / "net.npz").stat().st_mode)
+    assert got == 0o666 & ~umask == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+
+
+def test_saving_through_a_symlink_keeps_the_targets_mode(tmp_path):
+    target = tmp_path / "real.npz"
+    Network([2, 1], ["identity"], seed=1).save(target)
+    target.chmod(0o640)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    Network([2, 1], ["identity"], seed=2).save(link)
+    assert link.is_symlink() and stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+# --- every save error names the path the user gave, and nothing is left behind -----------------
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+SAVE_PATHS = [
+    ("a missing folder", lambda d: d / "nowhere" / "net.npz", FileNotFoundError, errno.ENOENT,
+     "there is no folder {d}/nowhere"),
+    ("a trailing slash", lambda d: str(d / "zz") + "/", IsADirectoryError, errno.EISDIR,
+     "a path ending in '/' names a folder; give a file name"),
+    ("a directory", lambda d: (d / "sub").mkdir() or d / "sub", IsADirectoryError, errno.EISDIR,
+     "it is a directory, not a file"),
+    ("a name of 300 bytes", lambda d: d / ("n" * 296 + ".npz"), OSError, errno.ENAMETOOLONG,
+     "its file name is 300 bytes long, more than the 255 its folder allows"),
+    ("a FIFO", lambda d: _fifo(d / "pipe.npz"), OSError, errno.EINVAL,
+     "it is not a regular file (a device, FIFO or socket)"),
+    ("a folder of /proc", lambda d: "/proc/version", FileNotFoundError, errno.ENOENT,
+     "cannot create a file in its folder /proc"),
+]
+
+
+@pytest.mark.parametrize(("label", "make", "error", "code", "reason"), SAVE_PATHS,
+                         ids=[p[0] for p in SAVE_PATHS])
+def test_a_save_that_cannot_write_names_the_path_given_and_changes_nothing(
+        tmp_path, label, make, error, code, reason):
+    if label == "a folder of /proc" and not os.path.isfile("/proc/version"):
+        pytest.skip("no /proc")
+    path = make(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(error) as info:
+        Network([2, 1], ["identity"]).save(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot write {path}: "), message
+    assert reason.format(d=tmp_path) in message and ".tmp" not in message, message
+    assert info.value.errno == code
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_load_of_a_trailing_slash_says_it_names_a_folder(tmp_path):
+    path = tmp_path / "zz"
+    Network([2, 1], ["identity"]).save(path)
+    with pytest.raises(FileNotFoundError, match=r"no network file at .*zz/ \(a path ending in "
+                                                r"'/' names a folder\)"):
+        Network.load(str(path) + "/")
+
+
+def test_a_write_that_fails_half_way_names_the_path_and_keeps_the_old_file(tmp_path,
+                                                                            monkeypatch):
+    path = tmp_path / "net.npz"
+    Network([2, 1], ["identity"], seed=1).save(path)
+    path.chmod(0o640)
+    before = path.read_bytes()
+
+    def full_disk(f, **arrays):
+        f.write(b"PK" + bytes(100))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError) as info:
+        Network([2, 1], ["identity"], seed=2).save(path)
+    assert str(info.value) == f"cannot write {path}: No space left on device"
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before and stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert os.listdir(tmp_path) == ["net.npz"]
+
+
+def test_save_refuses_a_seed_load_would_refuse_and_keeps_one_it_accepts(tmp_path):
+    path = tmp_path / "net.npz"
+    with pytest.raises(ValueError, match=r"^cannot save: load would refuse its configuration: "
+                                         r"seed must have at most 100 digits"):
+        Network([2, 1], ["identity"], seed=10**100).save(path)
+    assert os.listdir(tmp_path) == []
+    Network([2, 1], ["identity"], seed=10**100 - 1).save(path)
+    assert Network.load(path).seed == 10**100 - 1
+
+
+# --- JSON: the nesting check is exact on escapes and linear in the text -----------------------
+
+
+@pytest.mark.parametrize(("text", "depth"), [
+    ('"\\\\"' + "[]", 1),  # an escaped backslash ends the string: the brackets count
+    ('"\\""' + "[[]]", 2),  # an escaped quote does not end it
+    ('["\\\\\\"[[[["]', 1),  # \\ then \" inside: still one string
+    ('{"a": ["]]]", "[[["]}', 2),
+    ('"\\ud800"', 0),  # a lone surrogate: counted, not encoded
+    ('', 0),
+    ('"unterminated [[[', 0),
+    ("[" * 40 + '"' + "]" * 40, 40),
+])
+def test_the_nesting_depth_counts_brackets_outside_strings_exactly(text, depth):
+    from reference.safe_files import _depth
+
+    assert _depth(text) == depth
+
+
+DEPTH_TIMING = r"""
+import json, sys, time
+from reference.safe_files import MAX_JSON_CHARS, loads_json
+from reference import Network
+from reference.cli import main
+worst = {"escaped quotes": '"' + '\\"' * ((MAX_JSON_CHARS - 1) // 2),
+         "backslashes": '"' + '\\' * (MAX_JSON_CHARS - 1),
+         "quotes": '"' * MAX_JSON_CHARS,
+         "brackets in a string": '"' + '[' * (MAX_JSON_CHARS - 1)}
+times = {}
+for label, text in worst.items():
+    start = time.perf_counter()
+    try:
+        loads_json(text, "config")
+    except ValueError:
+        pass
+    times[label] = time.perf_counter() - start
+start = time.perf_counter()
+try:
+    Network.load(sys.argv[1])
+except ValueError:
+    pass
+times["Network.load"] = time.perf_counter() - start
+start = time.perf_counter()
+status = main(["train", "--config", sys.argv[2], "--data", sys.argv[3], "--quiet", "--out",
+               sys.argv[4]])
+times["--config"] = time.perf_counter() - start
+print(json.dumps({"times": times, "status": status}))
+"""
+
+
+def test_an_unterminated_string_of_escaped_quotes_is_refused_in_linear_time(tmp_path):
+    text = '"' + '\\"' * ((MAX_JSON_CHARS - 1) // 2)
+    small = write_zip(tmp_path / "redos.npz", {"config.npy": config_member(text)},
+                      zipfile.ZIP_DEFLATED)
+    assert small.stat().st_size < 20_000  # 4 MiB of config, deflated
+    config = tmp_path / "redos.json"
+    config.write_text(text)
+    data = tmp_path / "data.npz"
+    np.savez(data, X=np.zeros((2, 2)), T=np.zeros((2, 1)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", DEPTH_TIMING, str(small), str(config),
+                           str(data), str(tmp_path / "out.npz")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["status"] == 2  # "config ... is not valid JSON (Unterminated string ...)"
+    assert "is not valid JSON (Unterminated string" in done.stderr
+    slow = {k: t for k, t in result["times"].items() if t > 2.0}
+    assert not slow, result["times"]  # was 14 s for 64,000 characters, ~1 h at the limit
+    assert not (tmp_path / "out.npz").exists()

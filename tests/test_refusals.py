@@ -9,6 +9,7 @@ into another type, dtype or shape are refused by every entry point.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -106,6 +107,18 @@ def test_the_constructor_names_the_argument(changes, error, message):
 NAN_X = np.zeros((B, 2, 2))
 NAN_X[2, 1, 0] = np.nan
 
+# An extended-precision float beyond float64 (x86's 80-bit long double): finite as given,
+# inf once converted. Where long double is float64 itself, the attempts are left out.
+EXTENDED = np.finfo(np.longdouble).max > np.finfo(np.float64).max
+
+
+def overflowing(shape: tuple[int, ...], at: tuple[int, ...], sign: int = 1) -> np.ndarray:
+    """A longdouble array of zeros with +-1e4000 at ``at``."""
+    a = np.zeros(shape, dtype=np.longdouble)
+    a[at] = sign * np.longdouble("1e4000")
+    return a
+
+
 BAD_X = [
     ("None", None, TypeError, "X must hold real numbers"),
     ("a string", "abc", TypeError, "X must hold real numbers (float or int), got dtype <U3"),
@@ -122,7 +135,9 @@ BAD_X = [
                                              "at index (2, 1, 0): nan)"),
     ("Inf at X[4, 3]", np.where(np.arange(B * 4).reshape(B, 4) == 19, np.inf, 0.0),
      ValueError, "(first at index (4, 3): inf)"),
-]
+] + ([("1e4000 at X[1, 1, 0]", overflowing((B, 2, 2), (1, 1, 0)), ValueError,
+       "X holds 1e+4000 at index (1, 1, 0), which overflows float64 (the largest float64 is "
+       "1.798e+308)")] if EXTENDED else [])
 
 BAD_T = [
     ("None", None, TypeError, "T must hold real numbers"),
@@ -131,7 +146,8 @@ BAD_T = [
     ("NaN at T[3, 1]", np.where(np.arange(B * 2).reshape(B, 2) == 7, np.nan, 0.0), ValueError,
      "T must be finite, found 1 NaN/Inf entries (first at index (3, 1): nan)"),
     ("strings", np.full((B, 2), "a"), TypeError, "T must hold real numbers"),
-]
+] + ([("-1e4000 at T[3, 1]", overflowing((B, 2), (3, 1), -1), ValueError,
+       "T holds -1e+4000 at index (3, 1), which overflows float64")] if EXTENDED else [])
 
 CALLS = {
     "forward": lambda net, x, t: net.forward(x),
@@ -235,6 +251,96 @@ def test_a_callback_that_raises_stops_training_with_its_own_error():
     assert seen == [0]  # called after the first epoch, and training stopped there
 
 
+class NoArguments:
+    def __call__(self):
+        pass
+
+
+class Opaque:
+    """A callable whose signature cannot be read (inspect refuses its ``__signature__``)."""
+
+    __signature__ = "not a signature"
+
+    def __init__(self, error=None):
+        self.calls = 0
+        self.error = error
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        if args:
+            raise TypeError("Opaque() takes no arguments")
+
+
+def _three(a, b, c):
+    pass
+
+
+BAD_CALLBACKS = [
+    ("no parameters", lambda: None, "its signature is () (too many positional arguments)"),
+    ("one parameter", lambda epoch: None, "its signature is (epoch) (too many positional"),
+    ("three required", lambda epoch, loss, extra: None,
+     "its signature is (epoch, loss, extra) (missing a required argument: 'extra')"),
+    ("keyword-only", lambda *, epoch, loss: None, "its signature is (*, epoch, loss)"),
+    ("an instance without arguments", NoArguments(), "its signature is ()"),
+    ("a partial that binds two", functools.partial(_three, 1, 2), "its signature is (c)"),
+    ("a class that takes nothing", object, "callback must accept two arguments"),
+]
+
+
+@pytest.mark.parametrize(("label", "callback", "message"), BAD_CALLBACKS,
+                         ids=[b[0] for b in BAD_CALLBACKS])
+def test_a_callback_that_cannot_take_epoch_and_loss_is_refused_before_training(label, callback,
+                                                                              message):
+    net = fresh()
+    before = snapshot(net)
+    refused(lambda: net.fit(good_x(), good_t(), epochs=3, lr=0.1, callback=callback), TypeError,
+            "callback must accept two arguments, callback(epoch, mean_loss), but", message,
+            "nothing was trained")
+    assert snapshot(net) == before
+
+
+GOOD_CALLBACKS = {
+    "*args": lambda *args: None,
+    "defaults": lambda epoch, loss, extra=1: None,
+    "a partial that binds one": functools.partial(_three, 1),
+    "a builtin method": {}.get,  # get(key, default=None, /)
+}
+
+
+@pytest.mark.parametrize("label", list(GOOD_CALLBACKS))
+def test_a_callback_that_can_take_epoch_and_loss_is_accepted(label):
+    net = fresh()
+    history = net.fit(good_x(), good_t(), epochs=2, lr=0.1, callback=GOOD_CALLBACKS[label])
+    assert len(history) == 2
+
+
+def test_a_callback_whose_signature_cannot_be_read_is_named_when_it_fails():
+    net = fresh()
+    callback = Opaque()
+    with pytest.raises(TypeError) as info:
+        net.fit(good_x(), good_t(), epochs=3, lr=0.1, callback=callback)
+    assert str(info.value) == ("callback(epoch, mean_loss) raised TypeError (Opaque() takes no "
+                               "arguments); training stopped after epoch 1/3")
+    assert isinstance(info.value.__cause__, TypeError) and callback.calls == 1
+
+
+def test_an_unreadable_callback_that_raises_its_own_error_passes_it_on():
+    callback = Opaque(KeyError("stop"))
+    with pytest.raises(KeyError, match="stop"):
+        fresh().fit(good_x(), good_t(), epochs=3, lr=0.1, callback=callback)
+    assert callback.calls == 1
+
+
+def test_a_checked_callback_that_raises_type_error_inside_passes_it_on_unchanged():
+    def callback(epoch, loss):
+        raise TypeError("inside the callback")
+
+    with pytest.raises(TypeError, match="^inside the callback$"):
+        fresh().fit(good_x(), good_t(), epochs=3, lr=0.1, callback=callback)
+
+
 # --- weights edited in place, at every entry point ----------------------------------------------
 
 IN_PLACE = {
@@ -303,6 +409,71 @@ def test_a_read_only_weight_is_refused_by_what_updates_in_place(call):
     net.gradients(good_x(), good_t())  # reading it is fine
 
 
+REBUILD = "build a new Network(...) to change the activations"
+CONFIG_EDITS = {
+    "activations[0] = 'relu'": (lambda net: net.activations.__setitem__(0, "relu"), TypeError,
+                                "net.activations[0] was replaced in place by a str ('relu'), but "
+                                "the network calls Activation objects; " + REBUILD),
+    "activations[1] = None": (lambda net: net.activations.__setitem__(1, None), TypeError,
+                              "net.activations[1] was replaced in place by a NoneType (None)"),
+    "activations = 'tanh'": (lambda net: setattr(net, "activations", "tanh"), TypeError,
+                             "net.activations must be a list of 2 Activation objects, got str: "
+                             "'tanh'; " + REBUILD),
+    "activations = ['tanh', 'identity']": (
+        lambda net: setattr(net, "activations", ["tanh", "identity"]), TypeError,
+        "net.activations[0] was replaced in place by a str ('tanh')"),
+    "activations.pop()": (lambda net: net.activations.pop(), ValueError,
+                          "net.activations holds 1 activations, but the network has 2 layers"),
+    "loss_function = 'mse'": (lambda net: setattr(net, "loss_function", "mse"), TypeError,
+                              "net.loss_function was replaced by a str ('mse'), but the network "
+                              "calls a Loss object; build a new Network(..., loss=...) to change "
+                              "the loss"),
+    "loss_function = None": (lambda net: setattr(net, "loss_function", None), TypeError,
+                             "net.loss_function was replaced by a NoneType (None)"),
+    "layer_sizes[0] = 5": (lambda net: net.layer_sizes.__setitem__(0, 5), ValueError,
+                           "net.layer_sizes was edited in place to [5, 3, 2], but the network "
+                           "was built with [4, 3, 2]; build a new Network(...) to change the "
+                           "sizes"),
+    "layer_sizes[1] = -3": (lambda net: net.layer_sizes.__setitem__(1, -3), ValueError,
+                            "net.layer_sizes was edited in place: layer_sizes[1] must be a "
+                            "positive int, got -3"),
+    "layer_sizes = '4,3,2'": (lambda net: setattr(net, "layer_sizes", "4,3,2"), TypeError,
+                              "net.layer_sizes was edited in place: layer_sizes must be a list of "
+                              "ints"),
+    "layer_sizes.append(2)": (lambda net: net.layer_sizes.append(2), ValueError,
+                              "net.layer_sizes was edited in place to [4, 3, 2, 2], but the "
+                              "network was built with [4, 3, 2]"),
+}
+
+
+@pytest.mark.parametrize("call", list(ENTRY_POINTS))
+@pytest.mark.parametrize("edit", list(CONFIG_EDITS))
+def test_sizes_activations_and_loss_edited_in_place_are_refused_by_every_entry_point(
+        call, edit, tmp_path):
+    make, error, message = CONFIG_EDITS[edit]
+    net = fresh()
+    make(net)
+    before = snapshot(net)
+    if call == "save":
+        refused(lambda: net.save(tmp_path / "net.npz"), error, "cannot save: " + message)
+        assert os.listdir(tmp_path) == []
+    else:
+        refused(lambda: CALLS[call](net, good_x(), good_t()), error, message)
+    assert snapshot(net) == before
+
+
+def test_an_activation_object_swapped_in_place_is_still_used():
+    """The oracle's own tests swap in a deliberately wrong derivative this way."""
+    from reference import Activation
+
+    net = fresh()
+    wrong = Activation("tanh_wrong", net.activations[0].f, lambda v: 1 - v**2)  # not 1 - y^2
+    net.activations[0] = wrong
+    _, right, _ = fresh().gradients(good_x(), good_t())
+    _, swapped, _ = net.gradients(good_x(), good_t())  # accepted: an Activation object
+    assert not np.allclose(right[0], swapped[0])
+
+
 def test_float32_weights_never_give_float32_gradients_or_an_unloadable_file(tmp_path):
     net = fresh()
     net.weights[0] = net.weights[0].astype(np.float32)
@@ -332,7 +503,15 @@ SETTER = [
     ([np.zeros((5, 3))], ValueError, "expected 2 weight arrays, got 1"),
     ([np.zeros((5, 3)), np.zeros((3, 2))], ValueError, "weights[1] must have shape (4, 2)"),
     ([np.zeros((5, 3)), np.full((4, 2), np.nan)], ValueError, "weights[1] must be finite"),
-]
+] + ([
+    ([np.zeros((5, 3)), overflowing((4, 2), (2, 1))], ValueError,
+     "weights[1] holds 1e+4000 at index (2, 1), which overflows float64 (the largest float64 "
+     "is 1.798e+308)"),
+    ([overflowing((5, 3), (0, 0), -1), np.zeros((4, 2))], ValueError,
+     "weights[0] holds -1e+4000 at index (0, 0), which overflows float64"),
+    ([np.full((5, 3), np.longdouble("inf")), np.zeros((4, 2))], ValueError,
+     "weights[0] must be finite, found 15 NaN/Inf entries"),
+] if EXTENDED else [])
 
 
 @pytest.mark.parametrize(("value", "error", "message"), SETTER,
@@ -584,7 +763,8 @@ LAYERS = [
     ({"loss": None}, TypeError, "loss must be a callable, got NoneType"),
     ({"forward": 3}, TypeError, "forward must be a method name (str), got int"),
     ({"backward": "nope"}, TypeError, "has no method 'nope' (the backward method name)"),
-    ({"x": np.ones((2, 3), int)}, TypeError, "x must be a float array, got dtype int64"),
+    ({"x": np.ones((2, 3), complex)}, TypeError, "x must be a float array (or an integer "
+                                                 "array of ids), got dtype complex128"),
     ({"x": np.full((2, 3), np.nan)}, ValueError, "x must be finite, found 6 NaN/Inf entries"),
     ({"fd": "x"}, ValueError, "fd must be one of 'auto', 'exhaustive', 'directional', 'none'"),
     ({"seed": -1}, ValueError, "seed must be a non-negative int, got -1"),
@@ -619,15 +799,25 @@ def test_check_layers_names_the_bad_argument(changes, error, message):
                                         args.pop("t"), **args), error, message)
 
 
-def test_the_attack_suite_makes_at_least_300_attempts():
-    """The three parts together (files, command lines, calls); counted, not guessed."""
+def attempt_counts() -> dict[str, int]:
+    """The attempts of the three parts (files, command lines, calls); counted, not guessed."""
     import test_cli_failures as cli
     import test_hostile_files as files
 
     calls = (len(CONSTRUCTOR) + len(BAD_X) * len(CALLS) + len(BAD_T) * (len(CALLS) - 1)
              + len(BAD_LR) * 2 + len(BAD_FIT) + len(IN_PLACE) * len(ENTRY_POINTS)
              + len(SETTER) + len(GRADIENT) + len(ACTIVATION) + len(LOSS) + len(NETWORK)
-             + len(VJP) + 7 + len(LAYERS) + len(SPIRALS))
+             + len(VJP) + 7 + len(LAYERS) + len(SPIRALS) + len(BAD_CALLBACKS)
+             + len(GOOD_CALLBACKS) + 3 + len(CONFIG_EDITS) * len(ENTRY_POINTS) + 1)
     command_lines = (2 * len(cli.FAILURES) + len(cli.BAD_TRAIN_FLAGS) + len(cli.CSV)
-                     + 2 * len(cli.NPZ) + 2 * len(cli.CONFIGS) + len(cli.STEPS))
-    assert len(files.ATTACKS) >= 150 and command_lines >= 100 and calls >= 300
+                     + 2 * len(cli.NPZ) + 2 * len(cli.CONFIGS) + len(cli.STEPS)
+                     + 2 * len(cli.BAD_OUTS) + 1 + 2 + len(cli.LABELS) + len(cli.INPUTS)
+                     + len(cli.BUDGET))
+    crafted = (len(files.ATTACKS) + 3 + len(files.in_place_edits()) + 1 + 5 + 3 + 1
+               + len(files.SAVE_PATHS) + 1 + 1 + 1 + 8 + 1)
+    return {"files": crafted, "command lines": command_lines, "calls": calls}
+
+
+def test_the_attack_suite_makes_at_least_300_attempts():
+    counts = attempt_counts()
+    assert counts["files"] >= 150 and counts["command lines"] >= 100 and counts["calls"] >= 300
