@@ -2,7 +2,7 @@
 ``gradcheck`` and jax ``check_grads``, cold and warm, verdicts and times in one run.
 
 Every checker checks the *same* hand-derived numpy backward of each layer of
-``property_tests/layer_zoo.py`` (28 student-style layers, each with a right backward and one
+``property_tests/layer_zoo.py`` (the zoo's student-style layers, each with a right backward and one
 with a planted bug):
 
 - the oracle: ``check_vjp(layer.forward, backward, inputs)`` with its defaults (full precision:

@@ -128,6 +128,13 @@ class Row:
         name = f" {self.name!r}" if self.name else ""
         return f"{layer}{self.term}{name}"
 
+    def digits(self) -> int:
+        """Significant digits that show got and expected apart (6 at least, 17 at most)."""
+        gap = abs(self.got - self.expected) / max(abs(self.expected), 1e-300)
+        if 0 < gap < 1e-5:
+            return min(17, int(np.ceil(-np.log10(gap))) + 2)
+        return 6
+
     def describe(self) -> str:
         """One sentence: what is wrong (or in doubt) here, with the worst entry."""
         if not self.index and not np.isfinite(self.max_abs_err):
@@ -150,14 +157,10 @@ class Row:
         verb = {FAIL: "wrong", DOUBT: "in doubt", KINK: "at a kink", PASS: "right"}[self.status]
         if self.at is not None:  # got/expected are act'(v) itself: say how far off it is
             rel = abs(self.got - self.expected) / max(abs(self.expected), np.finfo(float).tiny)
-            size = f"rel err {rel:.2e}"
+            size = f"its own rel err {rel:.2e}"
         else:  # the worst entry's own error and tolerance
             size = f"abs err {abs(self.got - self.expected):.2e}, tolerance {self.tolerance:.2e}"
-        digits = 6
-        if self.input is not None:  # enough digits that got and expected differ on the page
-            gap = abs(self.got - self.expected) / max(abs(self.expected), 1e-300)
-            if 0 < gap < 1e-5:
-                digits = min(17, int(np.ceil(-np.log10(gap))) + 2)
+        digits = self.digits()
         return (
             f"{self.where} ({self.scope}): {what} {verb}{at}{index} "
             f"(got {self.got:.{digits}g}, expected {self.expected:.{digits}g}; {size})"
@@ -276,7 +279,8 @@ class Report:
         for r in self.rows:
             where = (f"direction {r.direction}" if r.direction is not None
                      else f"[{','.join(map(str, r.index))}]")
-            worst = f"{where} got {r.got:.6g} exp {r.expected:.6g}"
+            d = r.digits()
+            worst = f"{where} got {r.got:.{d}g} exp {r.expected:.{d}g}"
             if r.at is not None:
                 worst += f" at v={r.at:.4g}"
             table.append((
