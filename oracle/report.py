@@ -129,9 +129,10 @@ class Row:
         return f"{layer}{self.term}{name}"
 
     def digits(self) -> int:
-        """Significant digits that show got and expected apart (6 at least, 17 at most)."""
+        """Significant digits that show got and expected apart (6 at least, 17 at most) where
+        the row did not pass (a passing row's last digits are rounding, not news)."""
         gap = abs(self.got - self.expected) / max(abs(self.expected), 1e-300)
-        if 0 < gap < 1e-5:
+        if self.status != PASS and 0 < gap < 1e-5:
             return min(17, int(np.ceil(-np.log10(gap))) + 2)
         return 6
 
