@@ -306,27 +306,37 @@ arithmetic resolves the change in f that makes, float32 (a grid of ~1e-7 of x_i)
 
 
 def _quantized(phi, phi0, floor, x, ref, entries: int = 3) -> bool:
-    """Whether f stands still where JAX says it moves: for each of the ``entries`` entries
+    """Whether f moves on a grid coarser than float64's: for each of the ``entries`` entries
     with the largest JAX gradient whose move by ``QUANTUM_STEP`` should change f by 100 times
-    float64's round-off bound on it, f at x + k d e_i, k = -2, -1, 1, 2, equals f(x) exactly.
-    Then f is computed on a coarser grid (float32 inside) and its stencils' exact-looking slopes
-    are the rounded arithmetic's. A float64 f, however bent, moves there; at a kink at x_i, JAX's
-    slope is one side's, and that side moves. This tells noise from curvature and kinks, which
-    also trip the noise test of stencils as wide as h."""
+    float64's round-off bound on it, f at x + k d e_i (k = 1, 2 and k = -1, -2) moves on
+    neither side as a float64 f does: it stands still over the first step, or moves as far over
+    one step as over two (a float32 rounding boundary crossed once). Then its stencils'
+    exact-looking slopes are the rounded arithmetic's. A float64 f, however bent, moves there;
+    at a kink at x_i, JAX's slope is one side's, and that side moves. This tells noise from
+    curvature and kinks, which also trip the noise test of stencils as wide as h."""
     bound = ROUNDOFF_BOUND * EPS * max(abs(phi0), floor)
-    flat_x, flat_ref = x.reshape(-1), np.abs(np.reshape(ref, -1))
+    flat_x, flat_ref = x.reshape(-1), np.reshape(ref, -1)
     checked = 0
-    for i in np.argsort(-flat_ref, kind="stable")[:entries]:
+    for i in np.argsort(-np.abs(flat_ref), kind="stable")[:entries]:
         d = QUANTUM_STEP * max(1.0, abs(float(flat_x[i])))
-        if d * flat_ref[i] <= 100 * bound:
+        slope = float(flat_ref[i])
+        if d * abs(slope) <= 100 * bound:
             break
         moved = flat_x.copy()
+        change = {}
         for k in (-2, -1, 1, 2):
             moved[i] = flat_x[i] + k * d
-            if phi(moved.reshape(x.shape)) != phi0:
-                return False  # f moves with this entry: float64's grid (an entry may still
-                # be lost in a cancelling sum, 1 beside 1e12: that is no float32 inside)
-        checked += 1
+            change[k] = phi(moved.reshape(x.shape)) - phi0
+
+        # Each side on a coarse grid: f stood still over the first step (0 exactly), or moved
+        # by the same amount over one step as over two (one float32 step crossed). A float64
+        # f moves about twice as far over two steps, however bent (x ~ 1e12 moved by ~1e3).
+        coarse = [change[side[0]] == 0.0 or change[side[0]] == change[side[1]]
+                  for side in ((1, 2), (-1, -2))]
+        if not all(coarse):
+            return False  # float64's grid (an entry lost in a cancelling sum, 1 beside 1e12,
+            # stands still, but the larger ones checked first move)
+        checked += 1  # stood still, or jumped by a coarse grid's step: not float64's
     return checked > 0
 
 

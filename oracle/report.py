@@ -322,7 +322,7 @@ def sources_statement(rows: list[Row]) -> str:
     if not judged:
         return ""
     kinds = [tuple(s for s in ("jax", "fd") if s in r.sources) for r in judged]
-    best = max(set(kinds), key=lambda k: (kinds.count(k), len(k)))
+    best = max(sorted(set(kinds)), key=lambda k: (kinds.count(k), len(k)))  # ties: fixed
     text = f"judged by {_SOURCE_NAMES[best]}"
     others: dict[tuple[str, ...], list[str]] = {}
     for r, k in zip(judged, kinds):

@@ -196,17 +196,39 @@ def _square_through_float32(x):
     return x.astype(np.float32).astype(np.float64) ** 2
 
 
+@pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize(("bug", "fails"), [(0.0, False), (1e-5, True), (1e-1, True)])
 def test_an_entrys_exact_looking_stencil_of_a_float32_computation_fails_no_right_gradient(
-        bug, fails):
+        bug, fails, seed):
     """(fl32(x))**2: JAX says 2 fl32(x), the hand 2 x (6e-8 apart, float32's rounding), and an
     entry's stencil with a power-of-two step measures 2 fl32(x) *exactly*. The random
-    directions found f noisy: a gap within its precision is doubt, a bug far above it FAILs."""
-    x = np.random.default_rng(5).normal(size=(4, 3))
+    directions found f noisy: a gap within its precision is doubt, a bug far above it FAILs.
+    Several draws: a float32 rounding boundary falls inside the quantum probe's move often."""
+    x = np.random.default_rng(seed).normal(size=(4, 3))
     report = check_vjp(_square_through_float32, lambda c, x: 2 * c * x * (1 + bug), (x,))
     assert (report.count("FAIL") > 0) is fails, str(report)
     if not fails:
         assert report.count("doubt") and "f is noisy" in report.headline, str(report)
+
+
+def test_the_quantum_probe_tells_float32_inside_from_curvature_cancellation_and_kinks():
+    """``engine._quantized``: True only where f moves on a grid coarser than float64's."""
+    from oracle.engine import _quantized
+
+    def probe(f, grad, x):
+        return _quantized(lambda z: float(f(z)), float(f(x)), abs(float(f(x))), x, grad(x))
+
+    rng = np.random.default_rng(3)
+    for _ in range(10):  # float32 inside, wherever its rounding boundaries fall
+        x = rng.normal(size=5)
+        assert probe(lambda z: np.sum(z.astype(np.float32).astype(np.float64) ** 2),
+                     lambda z: 2 * z, x)
+    x = np.array([1e12, 1.0, -1e12, 0.25])  # a cancelling sum, moved by ~1e3 at 1e12: bent
+    assert not probe(lambda z: 0.5 * np.sum(z) ** 2, lambda z: np.full(4, np.sum(z)), x)
+    x = np.array([0.0, 0.5, -0.25])  # relu's kink at x_0: JAX's slope is the right side's
+    assert not probe(lambda z: np.sum(np.maximum(z, 0.0) * 3.0),
+                     lambda z: 3.0 * (z >= 0), x)
+    assert not probe(lambda z: np.sum(np.exp(z)), np.exp, rng.normal(size=5))
 
 
 def test_a_noisy_stencil_brackets_no_kink():
