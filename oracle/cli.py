@@ -35,6 +35,7 @@ from reference.cli_tools import (
     EXIT_STATUS_HELP,
     UsageError,
     check_network_budget,
+    check_out,
     read_config,
     read_xt,
     run_command,
@@ -249,6 +250,8 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
 def _run_steps(args: argparse.Namespace):
     from .step_sweep import sweep_network_entry
 
+    if not args.no_plot:
+        check_out(args.out)  # before any work, as reference's train and data do
     options = _options(args)
     net = _build_network(options, args.network)
     x, t = _data(net, args.data, options.get("batch"), options["seed"], args.batch is not None)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.cli_tools import UsageError, regular_file
+from reference.cli_tools import UsageError, check_out, regular_file
 from reference.safe_files import MAX_BYTES, NpzArchive, human_bytes, short_names
 
 __all__ = ["EXAMPLES", "add_arguments", "load_function", "parse_shapes", "run"]
@@ -227,6 +227,8 @@ def run(args: argparse.Namespace):
 
     if (args.shapes is None) == (args.inputs is None):
         raise UsageError("give the inputs with one of --shapes or --inputs")
+    if args.junit and Path(args.junit).parent.exists():  # (a missing folder is created)
+        check_out(args.junit, "--junit")  # before any work
     forward, backward = load_function(args.forward), load_function(args.backward)
     inputs = parse_shapes(args.shapes, args.seed) if args.shapes is not None \
         else _read_inputs(args.inputs, forward)

@@ -357,6 +357,37 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, patt
     assert trained == [] and sorted(p.name for p in work.iterdir()) == before
 
 
+@pytest.mark.parametrize("command", ["steps", "vjp"])
+@pytest.mark.parametrize(("label", "make", "message"), BAD_OUTS, ids=[b[0] for b in BAD_OUTS])
+def test_the_oracles_outputs_that_cannot_be_written_are_refused_before_any_work(
+        tmp_path, capsys, monkeypatch, command, label, make, message):
+    """``oracle steps --out`` and ``oracle vjp --junit`` (whose missing folder is created):
+    refused before the sweep or the check runs, with exit 2 and nothing left behind."""
+    import oracle.step_sweep
+    import oracle.vjp_check
+
+    if label == "/proc/version" and not os.path.isfile("/proc/version"):
+        pytest.skip("no /proc")
+    work = tmp_path / "work"
+    work.mkdir()
+    out = make(work)
+    before = sorted(p.name for p in work.iterdir())
+    ran = []
+    monkeypatch.setattr(oracle.step_sweep, "sweep_network_entry", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr(oracle.vjp_check, "check_vjp", lambda *a, **k: ran.append(1))
+    if command == "steps":
+        got, out_text, err = ora(capsys, "steps", "--sizes", "2,3,1", "--out", out)
+        flag = "--out"
+    else:
+        got, out_text, err = ora(capsys, "vjp", "numpy:sin", "numpy:cos", "--shapes", "x=3",
+                                 "--junit", out)
+        flag = "--junit"
+    assert got == 2 and out_text == "", err
+    assert message.replace("--out", flag).format(d=work) in one_line(err, ORA)
+    assert ".tmp" not in err
+    assert ran == [] and sorted(p.name for p in work.iterdir()) == before
+
+
 def test_a_save_that_fails_after_training_names_out_and_keeps_the_old_file(tmp_path, patterns,
                                                                             capsys, monkeypatch):
     import errno
