@@ -160,6 +160,11 @@ derivative is trusted: the same float64 operations in another order agree to ~1e
 path that JAX traced differently (a numpy call half-traced, a branch taken otherwise) does not."""
 
 
+class _Specialized(Exception):
+    """A trace specialized by concrete shadows whose forward does not reproduce numpy's: the
+    forward runs under eager JAX instead."""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -186,8 +191,10 @@ def vjp(
 
     JAX's VJP program is traced once (``jax.make_jaxpr``) and run by numpy
     (``jaxpr_numpy.numpy_call``): a first check of a new layer then costs no XLA compilation
-    (~20 ms instead of ~1 s). Code whose Python control flow depends on values cannot be traced
-    abstractly; eager JAX runs it on concrete values instead.
+    (~20 ms instead of ~1 s). Python control flow on values in numpy code run on JAX arrays is
+    traced too, with concrete shadows (``numpy_on_jax.shadowing``): numpy's values at this
+    point decide the branches, and the program, valid here only, is neither cached nor offered
+    as ``again``; what even shadows cannot decide runs under eager JAX on concrete values.
 
     Returns:
         ``({input position: gradient}, how)`` or ``(None, why not)``. When JAX succeeds and
@@ -213,8 +220,13 @@ def vjp(
               for _ in range(MAGNITUDE_PROBES if magnitudes is not None else 0)]
 
     def attempt(fn: Callable, key: tuple | None) -> dict[int, np.ndarray]:
+        record: list = [None]  # the ShadowRecord of an abstract trace, None when eager
+
         def pure(*diff):
-            out = args.call(fn, replace=dict(zip(wrt, diff)))
+            # Concrete shadows (numpy's values) of lifted code's traced values: control flow on
+            # values then traces too, specialized to this point's branches (record.consulted).
+            with shadowing(record[0], zip(diff, xs)):
+                out = args.call(fn, replace=dict(zip(wrt, diff)))
             parts = list(out) if expected.kind == "tuple" else [out]
             return tuple(jnp.reshape(jnp.asarray(parts[j], dtype=jnp.float64),
                                      expected.arrays[j].shape) for j in kept)
@@ -247,12 +259,22 @@ def vjp(
                     _PROGRAMS.pop(key, None)
                     run = None
             if run is None:
+                record[0] = ShadowRecord()
                 try:  # traced once, run by numpy: no XLA compilation (jaxpr_numpy)
                     run = numpy_program(program, xs, cts, probes)
                     primal, grads, probed = run(xs, cts, probes)
-                except VALUE_DEPENDENT:  # control flow on values: eager JAX has the values
+                    if record[0].consulted:
+                        # Specialized to this point's branches: valid here only, so treated as
+                        # the eager path is (not cached, no `again` at other points).
+                        run = None
+                        if primal_differs(primal):
+                            raise _Specialized
+                except (*VALUE_DEPENDENT, _Specialized):  # eager JAX has the values
                     run = None
+                    record[0] = None
                     primal, grads, probed = program([jnp.asarray(x) for x in xs], cts, probes)
+                finally:
+                    record[0] = None
         differs = primal_differs(primal)
         if differs:
             raise ValueError(differs)
@@ -274,7 +296,7 @@ def vjp(
                     magnitudes[i] = np.maximum(magnitudes[i], np.abs(to_numpy(g)))
         return out
 
-    from .numpy_on_jax import lift
+    from .numpy_on_jax import ShadowRecord, lift, shadowing
 
     tries = [(forward, "JAX traced forward as it is", "direct")]
     if lifted:

@@ -55,6 +55,16 @@ How it works:
   ``np.argmax(x)``) come back as plain numpy arrays; ``bool``/``int`` of a value that does
   depend on one use its concrete value (eager ``jax.vjp``, not under ``jit``), so Python
   ``if``/``max`` on data take the branch numpy would take.
+* Concrete shadows (``shadowing(record, [(traced input, its value), ...])``, which the oracle
+  uses around its one abstract trace): every traced value then carries the value numpy computes
+  at this point, by the same numpy operation run on its operands' shadows (views, writes,
+  ``np.vectorize``'s entries and the creation functions included). ``bool``/``int``/
+  ``__index__``/integer ``.item()`` of a traced value, ``x[mask]`` reads and one-value-per-entry
+  ``x[mask] = values`` writes with a traced mask then use the shadow instead of raising, and set
+  ``record.consulted``: the traced program is then the forward *specialized to this point's
+  branches*, valid at this point only (the oracle neither caches it nor evaluates it at other
+  points). A value whose shadow numpy cannot compute (an operation numpy refuses, a result of
+  another shape or kind than JAX's) has none, and control flow on it raises as without shadows.
 
 Limits (each raises ``UntraceableError`` naming the call, never a silently wrong derivative):
 
@@ -69,8 +79,9 @@ Limits (each raises ``UntraceableError`` naming the call, never a silently wrong
   (it would drop the derivative: ``math.*`` calls ``float()``, which the message names, at
   the user's line); writing such a value into a plain numpy array (a buffer that was not made
   by one of the redirected functions, e.g. imported as ``from numpy import zeros``);
-* under abstract tracing, ``x[mask]`` reads and one-value-per-entry ``x[mask] = values``
-  writes with a mask computed from a differentiated value (see above; eager JAX runs them);
+* under abstract tracing without a shadow, ``x[mask]`` reads and one-value-per-entry
+  ``x[mask] = values`` writes with a mask computed from a differentiated value, and
+  ``bool``/``int`` of a differentiated value (see above; eager JAX runs them);
 * ndarray attributes and methods ``Lifted`` does not have (``x.flags``, ``x.view`` ...);
 * under ``jax.jit``, any Python control flow on traced values.
 
@@ -103,7 +114,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .jax_support import UntraceableError, jax, jnp
 
-__all__ = ["Lifted", "UntraceableError", "lift"]
+__all__ = ["Lifted", "ShadowRecord", "UntraceableError", "lift", "shadowing"]
 
 # Modules whose own numpy calls must never see a Lifted (checked by module name prefix).
 _LIBRARIES = ("jax", "jaxlib", "numpy", "ml_dtypes", "scipy", "opt_einsum", __name__)
@@ -171,6 +182,134 @@ def _numpy_name(func: Any) -> str:
     """``np.linalg.norm`` for numpy.linalg.norm."""
     module = (getattr(func, "__module__", None) or "numpy").removeprefix("numpy").strip(".")
     return "np." + (module + "." if module else "") + func.__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Concrete shadows: numpy's value of every traced value, for control flow under abstract tracing
+# --------------------------------------------------------------------------------------------
+
+class ShadowRecord:
+    """The concrete shadows of one traced call of a lifted function (see ``shadowing``).
+
+    ``values`` maps ``id(tracer)`` to ``(tracer, numpy value)``; ``consulted`` becomes True as
+    soon as a shadow decided something about the traced program (a Python ``bool``/``int``/
+    index, the entries a boolean mask selects): the program is then valid only at this point's
+    branch pattern."""
+
+    def __init__(self) -> None:
+        self.values: dict[int, tuple[Any, np.ndarray]] = {}
+        self.consulted = False
+
+
+class _NoShadow(Exception):
+    """A value's shadow is not known (not computed, or numpy could not compute it)."""
+
+
+_SHADOWS = threading.local()
+
+
+def _record() -> ShadowRecord | None:
+    return getattr(_SHADOWS, "record", None)
+
+
+@contextlib.contextmanager
+def shadowing(record: ShadowRecord | None, pairs: Any = ()) -> Iterator[ShadowRecord | None]:
+    """While the block runs on this thread, lifted code keeps a concrete shadow of every traced
+    value: the same numpy operation run on the shadows of its operands, starting from ``pairs``
+    of ``(traced input, its concrete value)``. ``bool``/``int``/``x[mask]`` on a value known
+    only abstractly (``jax.make_jaxpr``) then use its shadow (numpy's answer at this point,
+    what eager JAX would do) and set ``record.consulted``. ``record=None``: no shadows."""
+    if record is None:
+        yield None
+        return
+    previous = _record()
+    _SHADOWS.record = record
+    try:
+        for value, concrete in pairs:
+            _register(record, value, np.asarray(concrete))
+        yield record
+    finally:
+        _SHADOWS.record = previous
+        record.values.clear()
+
+
+def _register(record: ShadowRecord, result: Any, concrete: Any) -> None:
+    if isinstance(result, jax.Array):
+        if not _is_tracer(result):
+            return
+        value = np.asarray(concrete)
+        if value.shape != tuple(result.shape) or value.dtype.kind != np.dtype(result.dtype).kind:
+            return  # numpy and JAX disagree on the result's form: unknown
+        value = value.astype(result.dtype) if value.dtype != result.dtype else value.view()
+        value.flags.writeable = False  # shadows share memory: none may be written in place
+        record.values[id(result)] = (result, value)
+    elif (isinstance(result, (tuple, list)) and isinstance(concrete, (tuple, list))
+          and len(result) == len(concrete)):
+        for r, c in zip(result, concrete):
+            _register(record, r, c)
+
+
+def _shadow(obj: Any) -> Any:
+    """``obj`` with every lifted or JAX value replaced by its numpy value (recursively in
+    tuples, lists and dicts); raises ``_NoShadow`` when one is not known."""
+    if isinstance(obj, Lifted):
+        obj = obj.value
+    if isinstance(obj, jax.Array):
+        if not _is_tracer(obj):
+            return np.asarray(obj)
+        record = _record()
+        entry = record.values.get(id(obj)) if record is not None else None
+        if entry is None or entry[0] is not obj:
+            raise _NoShadow
+        return entry[1]
+    if isinstance(obj, (_MaskedSelection, jax.core.Tracer)):
+        raise _NoShadow
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_shadow(o) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_shadow(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _shadow(v) for k, v in obj.items()}
+    return obj
+
+
+def _has_tracer(result: Any) -> bool:
+    if isinstance(result, (tuple, list)):
+        return any(_has_tracer(r) for r in result)
+    return _is_tracer(result)
+
+
+def _shadowed(result: Any, compute: Callable[[], Any]) -> Any:
+    """``result`` (a JAX value, or a tuple of them), with numpy's ``compute()`` registered as
+    its shadow; a shadow numpy cannot compute stays unknown (control flow on it then raises as
+    without shadows)."""
+    record = _record()
+    if record is None or not _has_tracer(result):
+        return result
+    try:
+        with np.errstate(all="ignore"):
+            concrete = compute()
+    except Exception:  # _NoShadow, or numpy refuses what JAX did: unknown
+        return result
+    _register(record, result, concrete)
+    return result
+
+
+def _decide(value: Any) -> np.ndarray:
+    """The shadow of a traced value whose concrete value shapes the traced program (a branch,
+    a mask's entries): recorded as consulted. Raises ``_NoShadow``."""
+    concrete = _shadow(value)
+    record = _record()
+    assert record is not None  # _shadow raised otherwise
+    record.consulted = True
+    return concrete
+
+
+def _numpy_put(s: Any, key: Any, new: Any) -> np.ndarray:
+    """numpy's ``s[key] = new`` on a copy of ``s``."""
+    copy = np.array(s, copy=True)
+    copy[key] = new
+    return copy
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +495,12 @@ def _concrete_mask_key(key: Any) -> Any:
         return tuple(_concrete_mask_key(k) for k in key)
     if _is_bool_array(key) and _is_tracer(key):
         value = _concrete(key)
-        return key if value is None else value
+        if value is None:
+            try:
+                value = _decide(key)  # its shadow: the trace is specialized to this mask
+            except _NoShadow:
+                return key
+        return value
     return key
 
 
@@ -387,6 +531,11 @@ def _masked_set(value: Any, mask: Any, new: Any) -> Any:
         selected = jnp.reshape(mask, mask.shape + (1,) * len(rest))
         return jnp.where(selected, jnp.broadcast_to(new, rest), value)
     concrete = _concrete(mask)
+    if concrete is None:
+        try:
+            concrete = _decide(mask)
+        except _NoShadow:
+            concrete = None
     if concrete is None:
         raise _untraceable("x[mask] = values", "one value per selected entry needs the mask's "
                            "value, known only under eager JAX", _caller())
@@ -427,7 +576,7 @@ class Lifted(NDArrayOperatorsMixin):
     from the base's, and writing into it writes into the base). ``value`` is the JAX array.
     """
 
-    __slots__ = ("_base", "_get", "_put", "_root", "_value", "_version")
+    __slots__ = ("_base", "_get", "_nget", "_nput", "_put", "_root", "_value", "_version")
     __array_priority__ = 1000.0
 
     def __init__(self, value: Any) -> None:
@@ -437,16 +586,23 @@ class Lifted(NDArrayOperatorsMixin):
         self._root: Lifted = self
         self._get: Callable[[Any], Any] | None = None
         self._put: Callable[[Any, Any], Any] | None = None
+        self._nget: Callable[[Any], Any] | None = None
+        self._nput: Callable[[Any, Any], Any] | None = None
 
     @classmethod
-    def _view(cls, base: Lifted, get: Callable[[Any], Any],
-              put: Callable[[Any, Any], Any]) -> Lifted:
-        """A view of ``base``: ``get(base value)`` reads it, ``put(base value, new)`` writes."""
+    def _view(cls, base: Lifted, get: Callable[[Any], Any], put: Callable[[Any, Any], Any],
+              nget: Callable[[Any], Any], nput: Callable[[Any, Any], Any]) -> Lifted:
+        """A view of ``base``: ``get(base value)`` reads it, ``put(base value, new)`` writes;
+        ``nget``/``nput`` do the same in numpy, for the shadows."""
         view = cls.__new__(cls)
         view._base, view._root, view._get, view._put = base, base._root, get, put
-        view._value = get(base.value)
+        view._nget, view._nput = nget, nput
+        view._value = view._read(base.value)
         view._version = base._root._version
         return view
+
+    def _read(self, base_value: Any) -> Any:
+        return _shadowed(self._get(base_value), lambda: self._nget(_shadow(base_value)))
 
     # -- the value ---------------------------------------------------------------------------
 
@@ -454,22 +610,29 @@ class Lifted(NDArrayOperatorsMixin):
     def value(self) -> Any:
         """The current JAX value (recomputed from the base for a view written through)."""
         if self._base is not None and self._version != self._root._version:
-            self._value = self._get(self._base.value)
+            self._value = self._read(self._base.value)
             self._version = self._root._version
         return self._value
 
     def _assign(self, new: Any) -> None:
         """Replace the whole value (cast and broadcast as numpy's ``a[...] = new``)."""
+        given = new
         new = _unwrap(new)
         if not isinstance(new, jax.Array) or new.dtype != self._value.dtype:
             new = jnp.asarray(new, dtype=self._value.dtype)
         if new.shape != self._value.shape:
             new = jnp.broadcast_to(new, self._value.shape)
+        if new is not given:
+            shape, dtype = self.shape, self.dtype
+            _shadowed(new, lambda: np.broadcast_to(np.asarray(_shadow(given), dtype=dtype),
+                                                   shape))
         if self._base is None:
             self._value = new
             self._version += 1
         else:
-            self._base._assign(self._put(self._base.value, new))
+            base_value = self._base.value
+            self._base._assign(_shadowed(self._put(base_value, new),
+                                         lambda: self._nput(_shadow(base_value), _shadow(new))))
             self._value, self._version = new, self._root._version
 
     # -- numpy's protocols -------------------------------------------------------------------
@@ -482,17 +645,27 @@ class Lifted(NDArrayOperatorsMixin):
         return np.asarray(value, dtype=dtype)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if any(isinstance(x, _MaskedSelection) for x in inputs):
+            return NotImplemented  # the selection answers (it knows its mask)
         name = ufunc.__name__
         jfn, prefix, missing = _ufunc_counterpart(ufunc)
         what = f"{prefix}{name}" if method == "__call__" else f"{prefix}{name}.{method}"
         if jfn is None:
             raise _untraceable(what, missing, _caller())
         if method == "at":
-            return _ufunc_at(jfn, what, *inputs)
+            return _ufunc_at(ufunc, jfn, what, *inputs)
+        given = dict(kwargs)
         out = kwargs.pop("out", None)
         where = kwargs.pop("where", True)
         dtype = kwargs.pop("dtype", None) if method == "__call__" else None
         args = [_operand(x) for x in inputs]
+
+        def numpy_answer() -> Any:
+            options = {k: _shadow(v) for k, v in given.items() if k != "out"}
+            if out is not None:
+                options["out"] = tuple(np.array(_shadow(o), copy=True) for o in out)
+            return getattr(ufunc, method)(*(_shadow(x) for x in inputs), **options)
+
         try:
             if method == "__call__":
                 result = jfn(*args, **kwargs)
@@ -517,6 +690,7 @@ class Lifted(NDArrayOperatorsMixin):
                 result = jnp.where(_operand(where), result, _unwrap(out[0]))
         except _CALL_ERRORS as exc:
             raise _untraceable(what, _first_line(exc), _caller()) from None
+        _shadowed(result, numpy_answer)
         if out is not None:
             results = result if isinstance(result, tuple) else (result,)
             written = tuple(_write_out(t, r, what) for t, r in zip(out, results))
@@ -524,10 +698,18 @@ class Lifted(NDArrayOperatorsMixin):
         return _wrap(result)
 
     def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        if _MaskedSelection in types:
+            return NotImplemented  # the selection answers (it knows its mask)
         what = _numpy_name(func)
         special = _SPECIAL.get(what)
         if special is not None:
-            return special(*args, **kwargs)
+            answer = special(*args, **kwargs)
+            if isinstance(answer, Lifted) and answer._base is None and "out" not in kwargs:
+                try:
+                    _shadow(answer)
+                except _NoShadow:
+                    _shadowed(answer.value, lambda: func(*_shadow(args), **_shadow(kwargs)))
+            return answer
         jfn = _jax_counterpart(func)
         if jfn is None:
             raise _untraceable(what, "jax.numpy has no counterpart", _caller())
@@ -537,9 +719,16 @@ class Lifted(NDArrayOperatorsMixin):
             if "inplace" in _parameters(jfn):  # np.fill_diagonal, np.put, np.place
                 target = args[0]
                 result = jfn(*_unwrap(args), **_unwrap(kwargs), inplace=False)
-                _write_out(target, result, what)
+
+                def numpy_inplace() -> Any:
+                    copy = np.array(_shadow(target), copy=True)
+                    func(copy, *_shadow(args[1:]), **_shadow(kwargs))
+                    return copy
+
+                _write_out(target, _shadowed(result, numpy_inplace), what)
                 return None
             result = jfn(*_unwrap(args), **_unwrap(kwargs))
+            _shadowed(result, lambda: func(*_shadow(args), **_shadow(kwargs)))
         except _CALL_ERRORS as exc:
             raise _untraceable(what, _first_line(exc), _caller()) from None
         if out is not None:
@@ -552,8 +741,12 @@ class Lifted(NDArrayOperatorsMixin):
         try:
             return convert(self.value)
         except _TRACE_ERRORS as exc:
-            raise _untraceable(what, "Python needs the concrete value of a traced array "
-                               f"({type(exc).__name__})", _caller()) from None
+            try:  # numpy's value at this point: the trace takes numpy's branch
+                concrete = _decide(self.value)
+            except _NoShadow:
+                raise _untraceable(what, "Python needs the concrete value of a traced array "
+                                   f"({type(exc).__name__})", _caller()) from None
+        return convert(concrete)
 
     def __bool__(self) -> bool:
         return self._concrete(bool, "bool() (an `if`/`while` on an array)")
@@ -609,27 +802,46 @@ class Lifted(NDArrayOperatorsMixin):
         key = _index(key)
         if not _is_basic(key):
             if _is_mask_of(key, self.shape) and _concrete(key) is None:
-                return _MaskedSelection(self, key)  # good only for x[mask] op= scalar
-            return _wrap(_with_masks(lambda k: self.value[k], key, "x[mask]"))
+                return _MaskedSelection(self, key)  # x[mask] op= scalar; else materialized
+            key = _concrete_mask_key(key)
+            value = self.value
+            result = _with_masks(lambda k: value[k], key, "x[mask]")
+            return _wrap(_shadowed(result, lambda: _shadow(value)[_shadow(key)]))
         get, put, _ = _basic_get_put(key, self._value)
+
+        def nget(s: Any) -> Any:
+            return s[key]
+
         if _is_element(key, self.ndim):  # numpy gives a scalar: a copy
-            return _wrap(get(self.value))
-        return Lifted._view(self, get, put)
+            value = self.value
+            return _wrap(_shadowed(get(value), lambda: nget(_shadow(value))))
+        return Lifted._view(self, get, put, nget, lambda s, new: _numpy_put(s, key, new))
 
     def __setitem__(self, key: Any, new: Any) -> None:
         key = _index(key)
         new = _operand(new)
         if _is_basic(key):
             _, put, _ = _basic_get_put(key, self._value)
-            self._assign(put(self.value, new))
+            value = self.value
+            self._assign(_shadowed(put(value, new),
+                                   lambda: _numpy_put(_shadow(value), key, _shadow(new))))
         elif isinstance(new, _MaskedSelection):
             self._assign(new.written_back(self, key))
         elif _is_mask_of(key, self.shape):
-            self._assign(_masked_set(self.value, key, new))
+            self._assign(self._masked(key, new))
         else:
-            value = jnp.asarray(new, dtype=self._value.dtype)
-            self._assign(_with_masks(lambda k: self.value.at[k].set(value), key,
-                                     "x[mask] = values"))
+            converted = jnp.asarray(new, dtype=self._value.dtype)
+            key = _concrete_mask_key(key)
+            value = self.value
+            self._assign(_shadowed(
+                _with_masks(lambda k: value.at[k].set(converted), key, "x[mask] = values"),
+                lambda: _numpy_put(_shadow(value), _shadow(key), _shadow(new))))
+
+    def _masked(self, mask: Any, new: Any) -> Any:
+        """The new value after ``self[mask] = new`` (a boolean ``mask``), shadow included."""
+        value = self.value
+        return _shadowed(_masked_set(value, mask, new),
+                         lambda: _numpy_put(_shadow(value), _shadow(mask), _shadow(new)))
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -661,7 +873,9 @@ class Lifted(NDArrayOperatorsMixin):
     @flat.setter
     def flat(self, new: Any) -> None:
         value = jnp.resize(jnp.ravel(_operand(new)), self.size)  # numpy repeats ``new``
-        self._assign(jnp.reshape(value, self.shape))
+        shape, size = self.shape, self.size
+        self._assign(_shadowed(jnp.reshape(value, shape), lambda: np.reshape(
+            np.resize(np.ravel(_shadow(new)), size), shape)))
 
     # -- views -------------------------------------------------------------------------------
 
@@ -673,7 +887,9 @@ class Lifted(NDArrayOperatorsMixin):
             int(a) % self.ndim for a in axes)
         inverse = tuple(int(i) for i in np.argsort(order))
         return Lifted._view(self, lambda v: jnp.transpose(v, order),
-                            lambda v, new: jnp.transpose(new, inverse))
+                            lambda v, new: jnp.transpose(new, inverse),
+                            lambda s: np.transpose(s, order),
+                            lambda s, new: np.transpose(new, inverse))
 
     def reshape(self, *shape: Any, order: str = "C") -> Lifted:
         """A view with another shape, like ``ndarray.reshape`` (C order only)."""
@@ -682,7 +898,9 @@ class Lifted(NDArrayOperatorsMixin):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return Lifted._view(self, lambda v: jnp.reshape(v, shape),
-                            lambda v, new: jnp.reshape(new, v.shape))
+                            lambda v, new: jnp.reshape(new, v.shape),
+                            lambda s: np.reshape(s, shape),
+                            lambda s, new: np.reshape(new, s.shape))
 
     def ravel(self, order: str = "C") -> Lifted:
         """A flat view, like ``ndarray.ravel``."""
@@ -712,11 +930,13 @@ class Lifted(NDArrayOperatorsMixin):
 
     def flatten(self, order: str = "C") -> Lifted:
         """A flat copy."""
-        return Lifted(jnp.ravel(self.value))
+        value = self.value
+        return Lifted(_shadowed(jnp.ravel(value), lambda: np.ravel(_shadow(value))))
 
     def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:
         """A copy converted to ``dtype`` (integer results come back as numpy arrays)."""
-        return _wrap(self.value.astype(dtype))
+        value = self.value
+        return _wrap(_shadowed(value.astype(dtype), lambda: _shadow(value).astype(dtype)))
 
     def fill(self, new: Any) -> None:
         """Set every entry to ``new`` in place."""
@@ -724,7 +944,9 @@ class Lifted(NDArrayOperatorsMixin):
 
     def sort(self, axis: int = -1, *args: Any, **kwargs: Any) -> None:
         """Sort in place."""
-        self._assign(jnp.sort(self.value, axis=axis))
+        value = self.value
+        self._assign(_shadowed(jnp.sort(value, axis=axis),
+                               lambda: np.sort(_shadow(value), axis=axis)))
 
 
 class _MaskedSelection(NDArrayOperatorsMixin):
@@ -747,12 +969,33 @@ class _MaskedSelection(NDArrayOperatorsMixin):
                          "positive"})
 
     def __init__(self, base: Lifted, mask: Any) -> None:
+        self._selected: Lifted | None = None
         self._base, self._mask = base, mask
         self._full = base.value
 
     def _refuse(self, what: str) -> UntraceableError:
         return _untraceable(what, "x[mask] with a mask known only under eager JAX is used "
                             "here for more than `x[mask] op= constant`", _caller())
+
+    def _materialized(self, what: str) -> Lifted:
+        """The plain selection ``x[mask]`` (after the in-place operations so far), with the
+        mask's concrete shadow (the trace is then specialized to it); raises as ``_refuse``
+        when the mask's shadow is not known."""
+        if self._selected is None:
+            try:
+                mask = _decide(self._mask)
+            except _NoShadow:
+                raise self._refuse(what) from None
+            full = self._full
+            self._selected = Lifted(_shadowed(full[mask], lambda: _shadow(full)[mask]))
+        return self._selected
+
+    def _swap(self, obj: Any, selected: Lifted) -> Any:
+        if obj is self:
+            return selected
+        if isinstance(obj, (tuple, list)):
+            return type(obj)(self._swap(o, selected) for o in obj)
+        return obj
 
     def _constant(self, operand: Any) -> bool:
         value = _unwrap(operand)
@@ -762,49 +1005,68 @@ class _MaskedSelection(NDArrayOperatorsMixin):
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         out = kwargs.pop("out", None)
         what = f"np.{ufunc.__name__}"
-        if (method != "__call__" or kwargs or getattr(np, ufunc.__name__, None) is not ufunc
+        if (self._selected is not None or method != "__call__" or kwargs
+                or getattr(np, ufunc.__name__, None) is not ufunc
                 or ufunc.__name__ not in self._LINEAR or out is None or len(out) != 1
                 or out[0] is not self or inputs[0] is not self
                 or not all(self._constant(x) for x in inputs[1:])):
-            raise self._refuse(what)
-        self._full = getattr(jnp, ufunc.__name__)(self._full, *(_operand(x) for x in inputs[1:]))
+            selected = self._materialized(what)
+            if out is not None:
+                kwargs["out"] = self._swap(out, selected)
+            answer = getattr(ufunc, method)(*self._swap(inputs, selected), **kwargs)
+            return self if answer is selected else answer
+        full, name = self._full, ufunc.__name__
+        self._full = _shadowed(
+            getattr(jnp, name)(full, *(_operand(x) for x in inputs[1:])),
+            lambda: getattr(np, name)(_shadow(full), *(_shadow(x) for x in inputs[1:])))
         return self
 
     def written_back(self, target: Lifted, mask: Any) -> Any:
         """The new value of ``target`` after ``target[mask] = self``: with the very mask it
         was selected with (``m = x > 0; out[m] = x[m]`` too; the selection is a copy taken
         when it was made, as numpy's)."""
-        if mask is not self._mask:
-            raise self._refuse("x[mask] = selection")
+        if mask is not self._mask or self._selected is not None:
+            selected = self._materialized("x[mask] = selection")
+            if not _is_mask_of(mask, target.shape):
+                raise self._refuse("x[mask] = selection")
+            return target._masked(mask, selected.value)
         selected = jnp.reshape(mask, mask.shape + (1,) * (target.ndim - mask.ndim))
-        return jnp.where(selected, self._full.astype(target.value.dtype), target.value)
+        full, value, dtype = self._full, target.value, target.dtype
+        return _shadowed(
+            jnp.where(selected, full.astype(dtype), value),
+            lambda: _numpy_put(_shadow(value), _shadow(mask),
+                               _shadow(full)[_shadow(mask)].astype(dtype)))
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise self._refuse("this numpy call")
 
     def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
-        raise self._refuse(_numpy_name(func))
+        selected = self._materialized(_numpy_name(func))
+        return func(*self._swap(args, selected), **{k: self._swap(v, selected)
+                                                    for k, v in kwargs.items()})
 
     def __getattr__(self, name: str) -> Any:
-        raise self._refuse(f"ndarray.{name}")
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._materialized(f"ndarray.{name}"), name)
 
     def __len__(self) -> int:
-        raise self._refuse("len()")
+        return len(self._materialized("len()"))
 
     def __iter__(self) -> Iterator[Any]:
-        raise self._refuse("iteration")
+        return iter(self._materialized("iteration"))
 
     def __bool__(self) -> bool:
-        raise self._refuse("bool()")
+        return bool(self._materialized("bool()"))
 
     def __float__(self) -> float:
-        raise self._refuse("float()")
+        return float(self._materialized("float()"))
 
     def __getitem__(self, key: Any) -> Any:
-        raise self._refuse("x[mask][...]")
+        return self._materialized("x[mask][...]")[key]
 
     def __setitem__(self, key: Any, new: Any) -> None:
-        raise self._refuse("x[mask][...] = ")
+        self._materialized("x[mask][...] = ")[key] = new
 
 
 class _Flat:
@@ -901,18 +1163,25 @@ def _parameters(fn: Any) -> tuple[str, ...]:
         return ()
 
 
-def _ufunc_at(jfn: Any, what: str, a: Any, indices: Any, *rest: Any) -> None:
+def _ufunc_at(ufunc: np.ufunc, jfn: Any, what: str, a: Any, indices: Any, *rest: Any) -> None:
     """``np.add.at(a, indices, b)``: a functional scatter (``.at[indices].add``) into ``a``."""
     if not isinstance(jfn, jnp.ufunc):
         raise _untraceable(what, "jax.numpy has no counterpart", _caller())
     if not isinstance(a, Lifted):
         raise _untraceable(what, "the buffer is a plain numpy array, which cannot hold a "
                            "traced value", _caller())
+    value = a.value
     try:
-        new = jfn.at(a.value, _index(indices), *(_operand(b) for b in rest), inplace=False)
+        new = jfn.at(value, _index(indices), *(_operand(b) for b in rest), inplace=False)
     except _CALL_ERRORS as exc:
         raise _untraceable(what, _first_line(exc), _caller()) from None
-    a._assign(new)
+
+    def numpy_at() -> Any:
+        copy = np.array(_shadow(value), copy=True)
+        ufunc.at(copy, _shadow(_index(indices)), *(_shadow(b) for b in rest))
+        return copy
+
+    a._assign(_shadowed(new, numpy_at))
 
 
 def _np_reshape(a: Lifted, shape: Any = None, order: str = "C", *, newshape: Any = None,
@@ -924,7 +1193,8 @@ def _np_clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, *, m
              max: Any = None, **kwargs: Any) -> Any:
     lo = min if a_min is None else a_min
     hi = max if a_max is None else a_max
-    result = jnp.clip(_operand(a), _operand(lo), _operand(hi))
+    result = _shadowed(jnp.clip(_operand(a), _operand(lo), _operand(hi)),
+                       lambda: np.clip(_shadow(a), _shadow(lo), _shadow(hi)))
     return _write_out(out, result, "np.clip") if out is not None else _wrap(result)
 
 
@@ -932,7 +1202,14 @@ def _np_copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True
     value = _operand(src)
     if where is not True:
         value = jnp.where(_operand(where), value, _operand(dst))
-    _write_out(dst, jnp.broadcast_to(value, np.shape(dst)), "np.copyto")
+
+    def numpy_copyto() -> Any:
+        copy = np.array(_shadow(dst), copy=True)
+        np.copyto(copy, _shadow(src), casting=casting, where=_shadow(where))
+        return copy
+
+    _write_out(dst, _shadowed(jnp.broadcast_to(value, np.shape(dst)), numpy_copyto),
+               "np.copyto")
 
 
 def _np_putmask(a: Any, mask: Any, values: Any) -> None:
@@ -940,13 +1217,22 @@ def _np_putmask(a: Any, mask: Any, values: Any) -> None:
     mask = np.asarray(_unwrap(mask), dtype=bool)
     flat = jnp.resize(jnp.ravel(_operand(values)), a_value.size)
     new = jnp.where(mask, jnp.reshape(flat, a_value.shape), a_value)
-    _write_out(a, new, "np.putmask")
+
+    def numpy_putmask() -> Any:
+        copy = np.array(_shadow(a), copy=True)
+        np.putmask(copy, mask, _shadow(values))
+        return copy
+
+    _write_out(a, _shadowed(new, numpy_putmask), "np.putmask")
 
 
 def _np_interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
                period: Any = None) -> Any:
-    return _wrap(jnp.interp(_operand(x), _operand(xp), _operand(fp), left=_operand(left),
-                            right=_operand(right), period=_operand(period)))
+    return _wrap(_shadowed(
+        jnp.interp(_operand(x), _operand(xp), _operand(fp), left=_operand(left),
+                   right=_operand(right), period=_operand(period)),
+        lambda: np.interp(*_shadow((x, xp, fp)), left=_shadow(left), right=_shadow(right),
+                          period=_shadow(period))))
 
 
 def _np_sliding_window_view(x: Any, window_shape: Any, axis: Any = None, *, subok: bool = False,
@@ -1014,26 +1300,38 @@ def _shape_dtype_of(a: Any, dtype: Any, shape: Any) -> tuple[Any, np.dtype]:
 
 
 def _zeros(shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> Any:
-    return Lifted(jnp.zeros(shape, np.dtype(dtype))) if _floating(dtype) else NotImplemented
+    if not _floating(dtype):
+        return NotImplemented
+    dtype = np.dtype(dtype)
+    return Lifted(_shadowed(jnp.zeros(shape, dtype), lambda: np.zeros(shape, dtype)))
 
 
 def _ones(shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> Any:
-    return Lifted(jnp.ones(shape, np.dtype(dtype))) if _floating(dtype) else NotImplemented
+    if not _floating(dtype):
+        return NotImplemented
+    dtype = np.dtype(dtype)
+    return Lifted(_shadowed(jnp.ones(shape, dtype), lambda: np.ones(shape, dtype)))
+
+
+def _filled(shape: Any, fill_value: Any, dtype: Any) -> Lifted:
+    return Lifted(_shadowed(jnp.full(shape, _operand(fill_value), dtype),
+                            lambda: np.full(shape, _shadow(fill_value), dtype)))
 
 
 def _full(shape: Any, fill_value: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
     if _contains_lifted(fill_value):
-        return Lifted(jnp.full(shape, _operand(fill_value), dtype))
+        return _filled(shape, fill_value, dtype)
     resolved = np.result_type(fill_value) if dtype is None else np.dtype(dtype)
-    return Lifted(jnp.full(shape, fill_value, resolved)) if _floating(resolved) else (
-        NotImplemented)
+    return _filled(shape, fill_value, resolved) if _floating(resolved) else NotImplemented
 
 
-def _like(make: Callable[..., Any]) -> Callable[..., Any]:
+def _like(make: Callable[..., Any], numpy_make: Callable[..., Any]) -> Callable[..., Any]:
     def like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
              shape: Any = None, **kwargs: Any) -> Any:
         shape, dtype = _shape_dtype_of(a, dtype, shape)
-        return Lifted(make(shape, dtype)) if _floating(dtype) else NotImplemented
+        if not _floating(dtype):
+            return NotImplemented
+        return Lifted(_shadowed(make(shape, dtype), lambda: numpy_make(shape, dtype)))
     return like
 
 
@@ -1041,7 +1339,7 @@ def _full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K",
                subok: bool = True, shape: Any = None, **kwargs: Any) -> Any:
     shape, resolved = _shape_dtype_of(a, dtype, shape)
     if _contains_lifted(fill_value) or _floating(resolved):
-        return Lifted(jnp.full(shape, _operand(fill_value), resolved))
+        return _filled(shape, fill_value, resolved)
     return NotImplemented
 
 
@@ -1052,7 +1350,7 @@ def _array(obj: Any, dtype: Any = None, *args: Any, copy: bool = True, ndmin: in
     value = jnp.array(_unwrap(obj), dtype=dtype)
     if value.ndim < ndmin:
         value = jnp.reshape(value, (1,) * (ndmin - value.ndim) + value.shape)
-    return Lifted(value)
+    return Lifted(_shadowed(value, lambda: np.array(_shadow(obj), dtype=dtype, ndmin=ndmin)))
 
 
 def _asarray(obj: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -1095,8 +1393,13 @@ class _Vectorized:
         if size > VECTORIZE_LIMIT:
             raise _untraceable("np.vectorize", f"{size} entries, more than the "
                                f"{VECTORIZE_LIMIT} it is run on one by one", _caller())
-        flat = [jnp.ravel(jnp.broadcast_to(v, shape)) for v in values]
-        results = [self.pyfunc(*(_wrap(f[i]) for f in flat)) for i in range(size)]
+        flat = [_shadowed(jnp.ravel(jnp.broadcast_to(v, shape)),
+                          functools.partial(_numpy_flat, v, shape)) for v in values]
+
+        def entry(f: Any, i: int) -> Any:
+            return _wrap(_shadowed(f[i], lambda: _shadow(f)[i]))
+
+        results = [self.pyfunc(*(entry(f, i) for f in flat)) for i in range(size)]
         several = bool(results) and isinstance(results[0], tuple)
         columns = list(zip(*results)) if several else [results]
         otypes = list(self.otypes or [])
@@ -1106,10 +1409,26 @@ class _Vectorized:
             if not column:  # numpy needs otypes for an empty input too
                 stacked = jnp.zeros(shape, dtype or np.float64)
             else:
-                stacked = jnp.reshape(jnp.stack([jnp.asarray(_unwrap(c)) for c in column]),
-                                      shape)
-            outs.append(_wrap(stacked if dtype is None else stacked.astype(dtype)))
+                stacked = _shadowed(
+                    jnp.reshape(jnp.stack([jnp.asarray(_unwrap(c)) for c in column]), shape),
+                    functools.partial(_numpy_stacked, column, shape))
+            if dtype is not None:
+                stacked = _shadowed(stacked.astype(dtype),
+                                    functools.partial(_numpy_astype, stacked, dtype))
+            outs.append(_wrap(stacked))
         return tuple(outs) if several else outs[0]
+
+
+def _numpy_flat(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.ravel(np.broadcast_to(_shadow(value), shape))
+
+
+def _numpy_stacked(column: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.reshape(np.stack([np.asarray(_shadow(c)) for c in column]), shape)
+
+
+def _numpy_astype(value: Any, dtype: np.dtype) -> np.ndarray:
+    return np.asarray(_shadow(value)).astype(dtype)
 
 
 def _vectorize(pyfunc: Any = np._NoValue, otypes: Any = None, doc: Any = None,
@@ -1126,9 +1445,9 @@ _CREATORS: dict[str, Callable[..., Any]] = {
     "empty": _zeros,  # numpy's content is arbitrary; zeros is one valid choice
     "ones": _ones,
     "full": _full,
-    "zeros_like": _like(jnp.zeros),
-    "empty_like": _like(jnp.zeros),
-    "ones_like": _like(jnp.ones),
+    "zeros_like": _like(jnp.zeros, np.zeros),
+    "empty_like": _like(jnp.zeros, np.zeros),
+    "ones_like": _like(jnp.ones, np.ones),
     "full_like": _full_like,
     "array": _array,
     "asarray": _asarray,

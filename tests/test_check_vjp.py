@@ -525,3 +525,67 @@ def test_check_layers_names_the_first_wrong_layer_and_the_update_inside_backward
     assert any("changed ['W'] in place" in r.note for r in report.rows if r.layer == 1)
     spoiled = [r for r in report.rows if r.scope == "total" and r.status == "FAIL"]
     assert spoiled and all("follows from layer 1 (OriginalDense)" in r.note for r in spoiled)
+
+
+# --- value-dependent forwards: traced once with concrete shadows, never reused ----------------
+
+
+def _successful_traces(monkeypatch) -> list:
+    """Count VJP programs traced abstractly (``autodiff.numpy_program`` calls that succeed)."""
+    from oracle import autodiff
+
+    calls: list = []
+    real = autodiff.numpy_program
+
+    def counting(*a, **k):
+        run = real(*a, **k)
+        calls.append(1)
+        return run
+
+    monkeypatch.setattr(autodiff, "numpy_program", counting)
+    monkeypatch.setattr(autodiff, "_PROGRAMS", {})
+    return calls
+
+
+def _branchy(x):
+    if np.sum(x) > 0:
+        return x ** 2
+    return 3.0 * x
+
+
+def _branchy_backward(dout, x):
+    return dout * (2 * x if np.sum(x) > 0 else 2.0)  # planted bug: the negative branch only
+
+
+def test_a_program_specialized_to_one_branch_is_not_reused_at_the_other(monkeypatch):
+    traces = _successful_traces(monkeypatch)
+    x = np.abs(RNG.normal(size=(3, 4))) + 0.1
+    good = check_vjp(_branchy, _branchy_backward, (x,))
+    assert good.ok and "jax" in good.rows[0].sources, str(good)
+    assert len(traces) == 1  # traced abstractly (shadows), not run under eager JAX
+    bad = check_vjp(_branchy, _branchy_backward, (-x,))  # same shapes, the other branch
+    assert not bad.ok and "jax" in bad.rows[0].sources, str(bad)
+    assert len(bad.wrong_entries("x")) == x.size, str(bad)
+    before = len(traces)
+    again = check_vjp(_branchy, _branchy_backward, (x + 0.5,))  # the first check's key
+    assert again.ok, str(again)
+    assert len(traces) == before + 1  # traced anew: a specialized program is never cached
+
+
+def test_a_specialized_program_offers_no_reevaluation_at_other_points(monkeypatch):
+    from oracle import autodiff
+    from oracle.arguments import Arguments, Output
+
+    traces = _successful_traces(monkeypatch)
+    x = np.abs(RNG.normal(size=5)) + 0.1
+    for forward, general in [(_branchy, False), (lambda x: x ** 2, True)]:
+        args = Arguments.of(forward, (x,))
+        expected = Output.of(forward(x.copy()))
+        again: list = []
+        grads, how = autodiff.vjp(forward, args, (np.ones_like(x),), [0], expected,
+                                  again=again)
+        np.testing.assert_allclose(grads[0], 2 * x, rtol=1e-12)
+        assert len(again) == (1 if general else 0), how
+        if general:
+            np.testing.assert_allclose(again[0]({0: -x})[0], -2 * x, rtol=1e-12)
+    assert len(traces) == 2  # both traced abstractly; only the general one is offered again

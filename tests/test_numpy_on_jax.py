@@ -690,3 +690,161 @@ def test_nested_lifted_calls(rng):
 
     assert_closed_form(outer, lambda ct, x: [ct * np.tanh(1.0)], rng.standard_normal(2))
     assert np.zeros is REAL_ZEROS
+
+
+# --- concrete shadows: value-dependent code traced once, specialized to this point ------------
+
+
+def shadowed_vjp(f_np, *arrays, cotangent_seed=0):
+    """``lifted_vjp`` traced ONCE abstractly (``jax.make_jaxpr``, as the oracle does) with
+    concrete shadows of the inputs, and the traced program run by numpy: no eager JAX. Returns
+    the forward value, the gradients, the cotangent and whether a shadow was consulted."""
+    from oracle.jaxpr_numpy import numpy_program
+    from oracle.numpy_on_jax import ShadowRecord, shadowing
+
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    ct = np.random.default_rng(cotangent_seed).standard_normal(
+        np.shape(f_np(*(a.copy() for a in arrays))))
+    record = ShadowRecord()
+
+    def program(xs, ct):
+        def pure(*diff):
+            with shadowing(record, zip(diff, arrays)):
+                return lift(f_np)(*diff)
+
+        out, pull = jax.vjp(pure, *xs)
+        return out, pull(ct)
+
+    run = numpy_program(program, arrays, ct)   # raises if anything needed a concrete value
+    consulted = record.consulted
+    out, grads = run(arrays, ct)
+    assert not record.values                  # the shadows are dropped after the call
+    return np.asarray(out), [np.asarray(g) for g in grads], ct, consulted
+
+
+def assert_shadowed(f_np, gradients, *arrays):
+    """Traced once with shadows (a shadow consulted), forward == numpy's own run, gradients ==
+    ``gradients(ct, *arrays)``."""
+    out, grads, ct, consulted = shadowed_vjp(f_np, *arrays)
+    assert consulted
+    np.testing.assert_allclose(out, f_np(*(np.array(a) for a in arrays)), **TOL)
+    for got, want in zip(grads, gradients(ct, *arrays), strict=True):
+        np.testing.assert_allclose(got, want, **TOL)
+
+
+def test_np_vectorize_with_an_if_traces_once_with_shadows(rng):
+    def elu(x):
+        return np.vectorize(lambda t: t if t > 0 else 0.3 * (np.exp(t) - 1))(x)
+
+    def piece(x, w):                      # two arguments, broadcast, an `if` on a product
+        def f(t, s):
+            if t * s > 0:
+                return t * s
+            return np.exp(t) - 1.0
+        return np.vectorize(f)(x, w)
+
+    x = rng.standard_normal((3, 4))
+    w = rng.standard_normal(4)
+    assert_shadowed(elu, lambda ct, x: [ct * np.where(x > 0, 1.0, 0.3 * np.exp(x))], x)
+    assert_shadowed(piece, lambda ct, x, w: [
+        ct * np.where(x * w > 0, w, np.exp(x)),
+        (ct * np.where(x * w > 0, x, 0.0)).sum(axis=0)], x, w)
+
+
+def test_if_on_a_sum_takes_numpys_branch_on_both_sides(rng):
+    def f(x):
+        if np.sum(x) > 0:
+            return x ** 2
+        return np.sin(x) * 3.0
+
+    x = np.abs(rng.standard_normal(6)) + 0.1
+    for point, slope in [(x, lambda x: 2 * x), (-x, lambda x: 3 * np.cos(x))]:
+        assert_shadowed(f, lambda ct, x, slope=slope: [ct * slope(x)], point)
+
+
+def test_int_index_and_max_of_traced_values_use_the_shadow(rng):
+    def f(x):
+        k = int(np.argmax(x))             # an int of a traced value, used as an index
+        top = x[k]
+        scale = max(x[0], x[1])           # Python max: bool of a traced comparison
+        return x * top + scale
+
+    x = rng.standard_normal(5)
+
+    def gradients(ct, x):
+        k = int(np.argmax(x))
+        dx = ct * x[k]
+        dx[k] += np.sum(ct * x)
+        dx[0 if x[0] >= x[1] else 1] += ct.sum()
+        return [dx]
+
+    assert_shadowed(f, gradients, x)
+
+
+def test_boolean_mask_reads_trace_once_with_shadows(rng):
+    def masked_sum(x):
+        return np.atleast_1d(x[x > 0].sum())
+
+    def masked_square_sum(x):
+        return np.atleast_1d(np.sum(x[x > 0] ** 2))
+
+    def exp_where_positive(x):            # one value per selected entry: a scatter
+        out = np.zeros_like(x)
+        m = x > 0
+        out[m] = np.exp(x[m])
+        return out
+
+    def selection_used_twice(x):          # x[m] *= c (a select), then x[m] read (a gather)
+        y = x * 1.0
+        m = y > 0
+        y[m] *= 2.0
+        return y[m] * y[m].sum()
+
+    x = rng.standard_normal((4, 3))
+    assert_shadowed(masked_sum, lambda ct, x: [ct * (x > 0)], x)
+    assert_shadowed(masked_square_sum, lambda ct, x: [ct * 2 * x * (x > 0)], x)
+    assert_shadowed(exp_where_positive, lambda ct, x: [ct * (x > 0) * np.exp(x)], x)
+
+    def used_twice_gradients(ct, x):
+        m = x > 0
+        s = 2 * x[m].sum()
+        dx = np.zeros_like(x)
+        dx[m] = 2 * (ct * s + np.sum(ct * 2 * x[m]))
+        return [dx]
+
+    assert_shadowed(selection_used_twice, used_twice_gradients, x)
+
+
+def test_np_interp_then_a_mask_read_of_its_values(rng):
+    knots = [-2.0, -0.5, 0.7, 2.0]
+
+    def f_np(x, fp):
+        y = np.interp(x, knots, fp, left=-1.0)
+        return np.atleast_1d(y[y > 0].sum())
+
+    def f_jnp(x, fp):
+        y = jnp.interp(x, jnp.array(knots), fp, left=-1.0)
+        return jnp.atleast_1d(jnp.sum(jnp.where(y > 0, y, 0.0)))
+
+    x = np.array([-3.0, -1.2, -0.1, 0.3, 1.5, 2.5])
+    fp = np.array([0.5, -0.4, 1.2, 0.8])
+    out, grads, ct, consulted = shadowed_vjp(f_np, x, fp)
+    assert consulted
+    ref_out, ref_grads = reference_vjp(f_jnp, ct, x, fp)
+    np.testing.assert_allclose(out, ref_out, **TOL)
+    for got, want in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(got, want, **TOL)
+
+
+def test_code_without_value_dependence_consults_no_shadow(rng):
+    def leaky(x):                          # x[mask] op= constant: a select, general
+        y = x.copy()
+        y[y < 0] *= 0.1
+        z = np.zeros((4, 3))
+        z[1:] = y[1:] ** 2
+        return z + y.T.reshape(4, 3)
+
+    x = rng.standard_normal((4, 3))
+    out, _, _, consulted = shadowed_vjp(leaky, x)
+    assert not consulted
+    np.testing.assert_allclose(out, leaky(x.copy()), **TOL)
