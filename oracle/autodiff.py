@@ -16,7 +16,6 @@ and cached, so repeated checks of one network run at compiled speed.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -219,7 +218,7 @@ def vjp(
     probes = [[c * rng.choice([-1.0, 1.0], size=c.shape) for c in cts]
               for _ in range(MAGNITUDE_PROBES if magnitudes is not None else 0)]
 
-    def attempt(fn: Callable, key: tuple | None) -> dict[int, np.ndarray]:
+    def attempt(fn: Callable) -> dict[int, np.ndarray]:
         record: list = [None]  # the ShadowRecord of an abstract trace, None when eager
 
         def pure(*diff):
@@ -252,34 +251,25 @@ def vjp(
 
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            run = _PROGRAMS.get(key) if key is not None else None
-            if run is not None:  # the same check again: the program traced last time
+            record[0] = ShadowRecord()
+            try:  # traced once, run by numpy: no XLA compilation (jaxpr_numpy)
+                run = numpy_program(program, xs, cts, probes)
                 primal, grads, probed = run(xs, cts, probes)
-                if primal_differs(primal):  # forward changed since (a global it reads)
-                    _PROGRAMS.pop(key, None)
+                if record[0].consulted:
+                    # Specialized to this point's branches: valid here only, so treated as
+                    # the eager path is (not cached, no `again` at other points).
                     run = None
-            if run is None:
-                record[0] = ShadowRecord()
-                try:  # traced once, run by numpy: no XLA compilation (jaxpr_numpy)
-                    run = numpy_program(program, xs, cts, probes)
-                    primal, grads, probed = run(xs, cts, probes)
-                    if record[0].consulted:
-                        # Specialized to this point's branches: valid here only, so treated as
-                        # the eager path is (not cached, no `again` at other points).
-                        run = None
-                        if primal_differs(primal):
-                            raise _Specialized
-                except (*VALUE_DEPENDENT, _Specialized):  # eager JAX has the values
-                    run = None
-                    record[0] = None
-                    primal, grads, probed = program([jnp.asarray(x) for x in xs], cts, probes)
-                finally:
-                    record[0] = None
+                    if primal_differs(primal):
+                        raise _Specialized
+            except (*VALUE_DEPENDENT, _Specialized):  # eager JAX has the values
+                run = None
+                record[0] = None
+                primal, grads, probed = program([jnp.asarray(x) for x in xs], cts, probes)
+            finally:
+                record[0] = None
         differs = primal_differs(primal)
         if differs:
             raise ValueError(differs)
-        if run is not None and key is not None:
-            _remember(key, run)
         out = {i: to_numpy(g) for i, g in zip(wrt, grads)}
         if again is not None and run is not None:
             def at(values: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -298,17 +288,16 @@ def vjp(
 
     from .numpy_on_jax import ShadowRecord, lift, shadowing
 
-    tries = [(forward, "JAX traced forward as it is", "direct")]
+    tries = [(forward, "JAX traced forward as it is")]
     if lifted:
         tries.append((lift(forward), "JAX differentiated forward's numpy code run on JAX arrays "
-                                     "(numpy's dispatch protocols)", "lifted"))
+                                     "(numpy's dispatch protocols)"))
         if _calls_numpy(forward):  # most numpy code fails as it is: save the failed attempt
             tries.reverse()
     failures = []
-    for fn, how, tag in tries:
-        key = _program_key(forward, tag, args, wrt, cts, len(probes), expected, kept)
+    for fn, how in tries:
         try:
-            return attempt(fn, key), how
+            return attempt(fn), how
         except Exception as exc:  # whatever the user's code raises under tracing
             failures.append(_first_line(exc))
     what = ["traced as it is", "run on JAX arrays"]
@@ -316,59 +305,6 @@ def vjp(
         what.reverse()
     said = "; ".join(f"{w}: {f}" for w, f in zip(what, failures))
     return None, f"JAX could not trace forward ({said}): finite differences alone judge"
-
-
-_PROGRAMS: dict[tuple, Callable] = {}
-"""VJP programs traced by ``vjp``, by ``_program_key``: checking the same function at inputs of
-the same shapes (and the same constants) again runs the program traced the first time. A hit is
-used only if its forward still reproduces numpy's (else it is traced anew)."""
-_PROGRAMS_LIMIT = 64
-
-
-def _remember(key: tuple, run: Callable) -> None:
-    if key not in _PROGRAMS and len(_PROGRAMS) >= _PROGRAMS_LIMIT:
-        _PROGRAMS.pop(next(iter(_PROGRAMS)))
-    _PROGRAMS[key] = run
-
-
-def _fingerprint(value: object) -> object:
-    """What a constant argument contributes to a program's key (baked into the trace), or
-    ``_UNKEYED`` when it cannot be fingerprinted cheaply and safely."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return (type(value).__name__, value)
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        return ("ndarray", value.shape, value.dtype.str,
-                hashlib.blake2b(np.ascontiguousarray(value).tobytes(), digest_size=16).digest())
-    return _UNKEYED
-
-
-_UNKEYED = object()
-
-
-def _program_key(forward: Callable, tag: str, args: Arguments, wrt: Sequence[int],
-                 cts: Sequence[np.ndarray], probes: int, expected: Output,
-                 kept: Sequence[int]) -> tuple | None:
-    """The key of ``forward``'s VJP program at these arguments: the function itself, how it is
-    traced, the differentiated inputs' shapes, every constant's value, the cotangents' shapes
-    and the output's structure. None (never cached) when a constant cannot be fingerprinted or
-    ``forward`` is not hashable."""
-    parts = []
-    for i, value in enumerate(args.values):
-        if i in wrt:
-            parts.append(("wrt", np.shape(value)))
-        else:
-            fp = _fingerprint(value)
-            if fp is _UNKEYED:
-                return None
-            parts.append(fp)
-    key = (forward, tag, args.keyword, args.names, tuple(wrt), tuple(parts),
-           tuple(c.shape for c in cts), probes, expected.kind,
-           tuple(None if a is None else a.shape for a in expected.arrays), tuple(kept))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def _calls_numpy(fn: Callable) -> bool:
