@@ -43,8 +43,10 @@ How it works:
   arrays, masks) stay plain numpy arrays. The replacement only acts for the thread running the
   lifted function, and only when called from code outside numpy and JAX themselves (their
   internal ``np.zeros`` calls get the real one) and only for a call spelled with its name
-  (``np.zeros(...)``: compiled code such as ``np.random``'s, which looks ``np.empty`` up while
-  the user's line runs, gets the real one); in every other case it calls the real function.
+  (``np.zeros(...)``, told from the bytecode's positions: compiled code such as
+  ``np.random``'s, which looks ``np.empty`` up while the user's line runs, gets the real one,
+  and so does every call where Python keeps no positions, ``PYTHONNODEBUGRANGES``); in every
+  other case it calls the real function.
   It is installed by the first active lifted call (any thread) under a lock, and removed in
   ``finally`` by the last one, so nested and concurrent lifted calls are safe. The same
   redirect answers ``np.ndenumerate(x)`` of a lifted ``x`` (index and 0-d lifted entry) and
@@ -97,6 +99,7 @@ drawn inside forward is the same mask only if the generator is seeded inside for
 from __future__ import annotations
 
 import contextlib
+import dis
 import functools
 import inspect
 import linecache
@@ -106,7 +109,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import numpy as np
@@ -1462,26 +1465,38 @@ _ACTIVE: dict[int, int] = {}  # thread id -> depth of nested lifted calls on tha
 _ORIGINALS: dict[str, Any] = {}  # numpy's functions while the replacements are installed
 
 
+_NAME_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF",
+                         "LOAD_FAST", "LOAD_CLASSDEREF", "LOAD_FAST_CHECK", "LOAD_SUPER_ATTR"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _loads_of(code: CodeType, name: str) -> tuple[tuple[int, int, int], ...]:
+    """``(offset, line, column)`` of every instruction of ``code`` that loads ``name``."""
+    return tuple((ins.offset, ins.positions.lineno, ins.positions.col_offset)
+                 for ins in dis.get_instructions(code)
+                 if ins.opname in _NAME_LOADS and ins.argval == name
+                 and ins.positions is not None and ins.positions.lineno is not None
+                 and ins.positions.col_offset is not None)
+
+
 def _spelled_call(frame: FrameType, name: str) -> bool:
-    """Whether the call ``frame`` is executing is spelled ``name(...)`` or ``<...>.name(...)``
-    in its source: the user's own ``np.zeros(...)``, not compiled code the user's line called
+    """Whether the call ``frame`` is executing is spelled ``name(...)`` or ``<...>.name(...)``:
+    the user's own ``np.zeros(...)``, not compiled code the user's line called
     (``rng.random(...)``'s C code looks ``np.empty`` up in the numpy module too, and must get a
-    real ndarray: it casts without checking). Where the source cannot be read, the call is the
-    user's if the code names ``name`` at all."""
+    real ndarray: it casts without checking). Read from the bytecode, no source needed: the
+    callee's expression starts where the call does, so an instruction loading ``name`` sits at
+    the call's first line and column (both in the code object's own units). Without position
+    information (``PYTHONNODEBUGRANGES``) nothing is redirected: the buffer stays numpy's, and
+    writing a traced value into it is refused (finite differences judge), never a crash."""
     code = frame.f_code
     try:
-        line, end_line, col, end_col = list(code.co_positions())[frame.f_lasti // 2]
+        line, _, col, _ = list(code.co_positions())[frame.f_lasti // 2]
     except (IndexError, ValueError):
-        line = None
-    if None in (line, end_line, col, end_col):
-        return name in code.co_names
-    lines = [linecache.getline(code.co_filename, n) for n in range(line, end_line + 1)]
-    if not all(lines):
-        return name in code.co_names
-    lines[-1] = lines[-1][:end_col]
-    lines[0] = lines[0][col:]
-    callee = "".join(lines).split("(", 1)[0]
-    return "".join(callee.split()).rsplit(".", 1)[-1] == name
+        return False
+    if line is None or col is None:
+        return False
+    return any(offset < frame.f_lasti and (at_line, at_col) == (line, col)
+               for offset, at_line, at_col in _loads_of(code, name))
 
 
 def _replacement(name: str, real: Any) -> Any:
