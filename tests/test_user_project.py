@@ -243,7 +243,7 @@ def test_the_summary_line_counts_each_test_as_its_outcome_reads_it(project):
 
 
 EXPLAIN_TEST = '''
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, Verbosity, given, settings
 
 import my_layers as L
 from oracle.strategies import layer_inputs
@@ -259,8 +259,11 @@ def dense_bias_averaged_when_batched(dout, x, w, b):
     return dx, dw, db
 
 
+# The explain phase on (the project's profile has it off), and every line listed: Hypothesis
+# shows five, local files first by path, and the oracle here is a local checkout whose path
+# may sort before the test's (an installed oracle sorts after, with the libraries).
 EXPLAIN = settings(max_examples=30, deadline=None, database=None, derandomize=True,
-                   phases=tuple(Phase))  # the explain phase on (the project's profile is off)
+                   phases=tuple(Phase), verbosity=Verbosity.verbose)
 
 
 @EXPLAIN
