@@ -192,7 +192,7 @@ def vjp(
     (``jaxpr_numpy.numpy_call``): a first check of a new layer then costs no XLA compilation
     (~20 ms instead of ~1 s). Python control flow on values in numpy code run on JAX arrays is
     traced too, with concrete shadows (``numpy_on_jax.shadowing``): numpy's values at this
-    point decide the branches, and the program, valid here only, is neither cached nor offered
+    point decide the branches, and the program, valid here only, is not offered
     as ``again``; what even shadows cannot decide runs under eager JAX on concrete values.
 
     Returns:
@@ -257,7 +257,7 @@ def vjp(
                 primal, grads, probed = run(xs, cts, probes)
                 if record[0].consulted:
                     # Specialized to this point's branches: valid here only, so treated as
-                    # the eager path is (not cached, no `again` at other points).
+                    # the eager path is (no `again` at other points).
                     run = None
                     if primal_differs(primal):
                         raise _Specialized

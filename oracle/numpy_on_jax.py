@@ -64,9 +64,9 @@ How it works:
   ``__index__``/integer ``.item()`` of a traced value, ``x[mask]`` reads and one-value-per-entry
   ``x[mask] = values`` writes with a traced mask then use the shadow instead of raising, and set
   ``record.consulted``: the traced program is then the forward *specialized to this point's
-  branches*, valid at this point only (the oracle neither caches it nor evaluates it at other
-  points). A value whose shadow numpy cannot compute (an operation numpy refuses, a result of
-  another shape or kind than JAX's) has none, and control flow on it raises as without shadows.
+  branches*, valid at this point only (the oracle does not evaluate it at other points). A
+  value whose shadow numpy cannot compute (an operation numpy refuses, a result of another
+  shape or kind than JAX's) has none, and control flow on it raises as without shadows.
 
 Limits (each raises ``UntraceableError`` naming the call, never a silently wrong derivative):
 
