@@ -391,6 +391,13 @@ def _is_basic(key: Any) -> bool:
     )
 
 
+def _key_name(key: Any) -> tuple:
+    """A hashable name of a basic key (slices are not hashable before Python 3.12)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return tuple((p.start, p.stop, p.step) if isinstance(p, slice)
+                 else (type(p).__name__, p) for p in parts)
+
+
 def _is_element(key: Any, ndim: int) -> bool:
     """Whether ``a[key]`` is a single element (numpy returns a scalar copy, not a view)."""
     parts = key if isinstance(key, tuple) else (key,)
@@ -467,6 +474,44 @@ def _slicers(sizes: tuple[int, ...], result: tuple[int, ...]) -> tuple[Callable,
         return jax.lax.dynamic_update_slice(v, block, starts, allow_negative_indices=False)
 
     return jax.jit(read), jax.jit(write)
+
+
+_PENDING_LIMIT = 4096
+"""At most this many element writes are kept pending before they join the program."""
+
+
+@functools.cache
+def _packer(count: int) -> Callable[..., Any]:
+    """Jitted: ``count`` scalars as one vector (one operation in the traced program)."""
+    return jax.jit(lambda *scalars: jnp.stack(scalars))
+
+
+@jax.jit
+def _flat_set(value: Any, packed: Any, index: Any) -> Any:
+    """``value`` with its C-order entries ``index`` (distinct) set to ``packed``."""
+    return jnp.reshape(jnp.ravel(value).at[index].set(packed, unique_indices=True),
+                       value.shape)
+
+
+def _is_real_scalar(new: Any) -> bool:
+    """A 0-d boolean, integer or real value (what an element write takes without a doubt)."""
+    if isinstance(new, (bool, int, float)):
+        return True
+    return (isinstance(new, (jax.Array, np.ndarray, np.generic)) and new.ndim == 0
+            and np.dtype(new.dtype).kind in "biuf")
+
+
+def _flat_index(key: Any, shape: tuple[int, ...]) -> int:
+    """The C-order position of the element ``key`` (ints, negative ones wrapping), or numpy's
+    IndexError."""
+    parts = key if isinstance(key, tuple) else (key,)
+    flat = 0
+    for axis, (k, n) in enumerate(zip(parts, shape)):
+        k = int(k)
+        if not -n <= k < n:
+            raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+        flat = flat * n + k % n
+    return flat
 
 
 def _is_bool_array(obj: Any) -> bool:
@@ -579,7 +624,8 @@ class Lifted(NDArrayOperatorsMixin):
     from the base's, and writing into it writes into the base). ``value`` is the JAX array.
     """
 
-    __slots__ = ("_base", "_get", "_nget", "_nput", "_put", "_root", "_value", "_version")
+    __slots__ = ("_base", "_get", "_nget", "_nput", "_pending", "_put", "_reads", "_root",
+                 "_value", "_version")
     __array_priority__ = 1000.0
 
     def __init__(self, value: Any) -> None:
@@ -591,18 +637,33 @@ class Lifted(NDArrayOperatorsMixin):
         self._put: Callable[[Any, Any], Any] | None = None
         self._nget: Callable[[Any], Any] | None = None
         self._nput: Callable[[Any, Any], Any] | None = None
+        self._reads: tuple[Any, dict] | None = None
+        self._pending: dict[int, Any] | None = None
 
     @classmethod
     def _view(cls, base: Lifted, get: Callable[[Any], Any], put: Callable[[Any, Any], Any],
-              nget: Callable[[Any], Any], nput: Callable[[Any, Any], Any]) -> Lifted:
+              nget: Callable[[Any], Any], nput: Callable[[Any, Any], Any],
+              value: Any = None) -> Lifted:
         """A view of ``base``: ``get(base value)`` reads it, ``put(base value, new)`` writes;
         ``nget``/``nput`` do the same in numpy, for the shadows."""
         view = cls.__new__(cls)
         view._base, view._root, view._get, view._put = base, base._root, get, put
-        view._nget, view._nput = nget, nput
-        view._value = view._read(base.value)
+        view._nget, view._nput, view._reads, view._pending = nget, nput, None, None
+        view._value = view._read(base.value) if value is None else value
         view._version = base._root._version
         return view
+
+    def _read_once(self, key: Any, read: Callable[[Any], Any]) -> Any:
+        """``read(self.value)``, computed once per value: a loop reading ``w[f]`` at every step
+        (a naive convolution) adds one operation to the traced program, not one per step."""
+        value = self.value
+        if self._reads is None or self._reads[0] is not value:
+            self._reads = (value, {})
+        reads = self._reads[1]
+        name = _key_name(key)
+        if name not in reads:
+            reads[name] = read(value)
+        return reads[name]
 
     def _read(self, base_value: Any) -> Any:
         return _shadowed(self._get(base_value), lambda: self._nget(_shadow(base_value)))
@@ -612,6 +673,8 @@ class Lifted(NDArrayOperatorsMixin):
     @property
     def value(self) -> Any:
         """The current JAX value (recomputed from the base for a view written through)."""
+        if self._pending:
+            self._flush()
         if self._base is not None and self._version != self._root._version:
             self._value = self._read(self._base.value)
             self._version = self._root._version
@@ -630,7 +693,7 @@ class Lifted(NDArrayOperatorsMixin):
             _shadowed(new, lambda: np.broadcast_to(np.asarray(_shadow(given), dtype=dtype),
                                                    shape))
         if self._base is None:
-            self._value = new
+            self._value, self._pending = new, None  # writes still pending are overwritten
             self._version += 1
         else:
             base_value = self._base.value
@@ -815,15 +878,21 @@ class Lifted(NDArrayOperatorsMixin):
         def nget(s: Any) -> Any:
             return s[key]
 
+        def read(value: Any) -> Any:
+            return _shadowed(get(value), lambda: nget(_shadow(value)))
+
         if _is_element(key, self.ndim):  # numpy gives a scalar: a copy
-            value = self.value
-            return _wrap(_shadowed(get(value), lambda: nget(_shadow(value))))
-        return Lifted._view(self, get, put, nget, lambda s, new: _numpy_put(s, key, new))
+            return _wrap(self._read_once(key, read))
+        return Lifted._view(self, get, put, nget, lambda s, new: _numpy_put(s, key, new),
+                            self._read_once(key, read))
 
     def __setitem__(self, key: Any, new: Any) -> None:
         key = _index(key)
         new = _operand(new)
         if _is_basic(key):
+            if self._base is None and _is_element(key, self.ndim) and _is_real_scalar(new):
+                self._defer(_flat_index(key, self.shape), new)
+                return
             _, put, _ = _basic_get_put(key, self._value)
             value = self.value
             self._assign(_shadowed(put(value, new),
@@ -839,6 +908,44 @@ class Lifted(NDArrayOperatorsMixin):
             self._assign(_shadowed(
                 _with_masks(lambda k: value.at[k].set(converted), key, "x[mask] = values"),
                 lambda: _numpy_put(_shadow(value), _shadow(key), _shadow(new))))
+
+    def _defer(self, flat: int, new: Any) -> None:
+        """``self.flat[flat] = new``, kept pending: a loop's element writes (``out[n, f, i] =
+        ...`` in a naive convolution) join the traced program as one write when the value is
+        next read, not one ``dynamic_update_slice`` per element."""
+        dtype = self._value.dtype
+        converted = jnp.asarray(new, dtype=dtype)
+        if converted is not new:
+            _shadowed(converted, lambda: np.asarray(_shadow(new), dtype=dtype))
+        if self._pending is None:
+            self._pending = {}
+        self._pending.pop(flat, None)  # the last write of an entry is the one that counts
+        self._pending[flat] = converted
+        self._version += 1
+        if len(self._pending) >= _PENDING_LIMIT:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Apply the pending element writes in one traced operation (shadow included)."""
+        pending, self._pending = self._pending, None
+        old = self._value
+        index = np.fromiter(pending, dtype=np.intp, count=len(pending))
+        order = np.argsort(index, kind="stable")
+        index = index[order]
+        entries = list(pending.values())
+        values = [entries[k] for k in order]
+        packed = _packer(len(values))(*values)
+        if len(index) == old.size:  # every entry written: the old value no longer matters
+            new = jnp.reshape(packed, old.shape)
+        else:
+            new = _flat_set(old, packed, index)
+
+        def numpy_new() -> np.ndarray:
+            flat = np.array(_shadow(old), copy=True).reshape(-1)
+            flat[index] = [_shadow(v) for v in values]
+            return flat.reshape(old.shape)
+
+        self._value = _shadowed(new, numpy_new)
 
     def _masked(self, mask: Any, new: Any) -> Any:
         """The new value after ``self[mask] = new`` (a boolean ``mask``), shadow included."""

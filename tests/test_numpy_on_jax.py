@@ -867,3 +867,127 @@ def test_code_without_value_dependence_consults_no_shadow(rng):
     out, _, _, consulted = shadowed_vjp(leaky, x)
     assert not consulted
     np.testing.assert_allclose(out, leaky(x.copy()), **TOL)
+
+
+# --------------------------------------------------------------------------------------------
+# A loop's repeated reads and element writes: fewer operations, the same numpy semantics
+# --------------------------------------------------------------------------------------------
+
+def traced_program(f_np, *arrays):
+    """The jaxpr of ``lift(f_np)``'s forward (abstract, as the oracle traces it)."""
+    return jax.make_jaxpr(lift(f_np))(*(jnp.asarray(a) for a in arrays))
+
+
+def primitives(closed) -> list[str]:
+    """Every primitive of a closed jaxpr, inner jaxprs (jit) included."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            found.append(eqn.primitive.name)
+            for param in eqn.params.values():
+                inner = getattr(param, "jaxpr", None)
+                if inner is not None:
+                    walk(getattr(inner, "jaxpr", inner))
+
+    walk(closed.jaxpr)
+    return found
+
+
+def test_a_loops_element_writes_join_the_program_as_one_write(rng):
+    def conv1d(x, w):                       # 6 element writes, w[f] read at every step
+        out = np.zeros((2, 3))
+        for f in range(2):
+            for i in range(3):
+                out[f, i] = np.sum(x[i:i + 2] * w[f])
+        return out
+
+    x, w = rng.standard_normal(4), rng.standard_normal((2, 2))
+    ops = primitives(traced_program(conv1d, x, w))
+    assert "dynamic_update_slice" not in ops and "scatter" not in ops
+    assert ops.count("dynamic_slice") == 3 + 2      # 3 windows of x, 2 rows of w: not 6 + 6
+
+    def gradients(ct, x, w):
+        dx, dw = np.zeros(4), np.zeros((2, 2))
+        for f in range(2):
+            for i in range(3):
+                dx[i:i + 2] += ct[f, i] * w[f]
+                dw[f] += ct[f, i] * x[i:i + 2]
+        return dx, dw
+
+    assert_closed_form(conv1d, gradients, x, w)
+    out, grads, ct, _ = shadowed_vjp(conv1d, x, w)
+    np.testing.assert_allclose(out, conv1d(x, w), **TOL)
+    for got, want in zip(grads, gradients(ct, x, w), strict=True):
+        np.testing.assert_allclose(got, want, **TOL)
+
+
+def test_pending_element_writes_keep_numpys_order_and_indexing(rng):
+    def f(x):
+        out = np.ones((3, 4))               # partly written: the rest keeps its ones
+        out[0, 0] = x[0]
+        out[-1, -1] = x[1] * 2              # negative indices wrap
+        out[0, 0] = x[2] ** 2               # the last write of an entry wins
+        out[1, np.int64(2)] = 7             # an integer constant, a numpy integer index
+        total = out[0, 0] + out.sum()       # a read between writes sees them
+        out[2, 0] = total
+        return out
+
+    x = rng.standard_normal(3)
+
+    def f_jnp(x):
+        out = jnp.ones((3, 4)).at[0, 0].set(x[0]).at[-1, -1].set(x[1] * 2)
+        out = out.at[0, 0].set(x[2] ** 2).at[1, 2].set(7.0)
+        return out.at[2, 0].set(out[0, 0] + out.sum())
+
+    assert_matches(f, f_jnp, x)
+    out, grads, ct, consulted = shadowed_vjp(f, x)
+    assert not consulted
+    np.testing.assert_allclose(out, f(x.copy()), **TOL)
+
+
+def test_pending_writes_reach_views_casts_and_branches(rng):
+    def f(x):
+        out = np.zeros((2, 2))
+        row = out[1]                        # a view taken before the writes
+        out[1, 0] = x[0]
+        out[1, 1] = x[1]
+        counts = np.zeros(2, dtype=np.int64)
+        counts[0] = 2.7                     # numpy truncates into an integer buffer
+        s = row.sum() * counts[0]
+        out[0, 0] = s if out[1, 0] > 0 else -s   # a branch on a written entry (its shadow)
+        return out
+
+    for x in (np.array([0.5, -1.5]), np.array([-0.5, 2.0])):
+        out, grads, ct, consulted = shadowed_vjp(f, x)
+        assert consulted
+        np.testing.assert_allclose(out, f(x.copy()), **TOL)
+        sign = 1.0 if x[0] > 0 else -1.0
+        want = np.array([ct[1, 0] + 2 * sign * ct[0, 0], ct[1, 1] + 2 * sign * ct[0, 0]])
+        np.testing.assert_allclose(grads[0], want, **TOL)
+
+
+def test_an_element_write_out_of_bounds_raises_numpys_index_error():
+    def f(x):
+        out = np.zeros(3)
+        out[3] = x[0]
+        return out
+
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(np.ones(2))
+    with pytest.raises(IndexError, match="index 3 is out of bounds for axis 0 with size 3"):
+        lift(f)(jnp.ones(2))
+
+
+def test_a_read_after_a_write_is_read_again(rng):
+    def f(x):
+        w = np.zeros((2, 3))
+        first = w[0] * 1.0                  # a read of w[0] ...
+        w[0] = x                            # ... then w[0] written: a new read must see it
+        again = w[0] * 1.0
+        w[0, 1] = 5.0
+        third = w[0]                        # and after an element write too
+        return np.concatenate([first, again, third])
+
+    x = rng.standard_normal(3)
+    assert_closed_form(f, lambda ct, x: [ct[3:6] + ct[6:9] * np.array([1.0, 0.0, 1.0])], x)
