@@ -177,8 +177,8 @@ def vjp(
     expected: Output,
     *,
     lifted: bool = True,
-    magnitudes: dict[int, np.ndarray] | None = None,
     again: list | None = None,
+    sizes: list | None = None,
 ) -> tuple[dict[int, np.ndarray] | None, str]:
     """JAX's vector-Jacobian product of a user's ``forward`` at ``args``, for the inputs ``wrt``.
 
@@ -197,10 +197,11 @@ def vjp(
 
     Returns:
         ``({input position: gradient}, how)`` or ``(None, why not)``. When JAX succeeds and
-        ``magnitudes`` is a dict, it receives per input the size of the terms each entry of the
-        gradient is a sum of (estimated by ``MAGNITUDE_PROBES`` sign-scrambled cotangents, at
-        the cost of as many more pullbacks), for the rounding part of the tolerance
-        (``verdict.judge``'s ``magnitude``). When ``again`` is a list and the program could be
+        ``sizes`` is a list, it receives ``magnitudes() -> {input position: array}``: per input
+        the size of the terms each entry of the gradient is a sum of, for the rounding part of
+        the tolerance (``verdict.judge``'s ``magnitude``), estimated on demand by pulling back
+        ``MAGNITUDE_PROBES`` sign-scrambled cotangents through the program already traced (no
+        new trace). When ``again`` is a list and the program could be
         traced abstractly, it receives ``at(values) -> gradients``: the same VJP (same
         cotangent) at other input values ``{position: array}``, with no tracing: the engine
         asks it for one-sided derivatives at kinks.
@@ -214,9 +215,10 @@ def vjp(
     # can make an entry of J^T c cancel to ~0 for this c (a batchnorm's dx vanishes when c is
     # affine in x); with random signs the terms no longer cancel, so |J^T (c r)| estimates the
     # size of the terms each entry sums (their 2-norm: at least the largest, at most their sum).
-    rng = np.random.default_rng(MAGNITUDE_SEED)
-    probes = [[c * rng.choice([-1.0, 1.0], size=c.shape) for c in cts]
-              for _ in range(MAGNITUDE_PROBES if magnitudes is not None else 0)]
+    def probes() -> list[list[np.ndarray]]:
+        rng = np.random.default_rng(MAGNITUDE_SEED)
+        return [[c * rng.choice([-1.0, 1.0], size=c.shape) for c in cts]
+                for _ in range(MAGNITUDE_PROBES)]
 
     def attempt(fn: Callable) -> dict[int, np.ndarray]:
         record: list = [None]  # the ShadowRecord of an abstract trace, None when eager
@@ -230,9 +232,9 @@ def vjp(
             return tuple(jnp.reshape(jnp.asarray(parts[j], dtype=jnp.float64),
                                      expected.arrays[j].shape) for j in kept)
 
-        def program(xs, ct, more):
+        def program(xs, ct):
             primal, pull = jax.vjp(pure, *xs)
-            return primal, pull(tuple(ct)), [pull(tuple(m)) for m in more]
+            return primal, pull(tuple(ct))
 
         xs = [np.asarray(args.values[i], dtype=np.float64) for i in wrt]
 
@@ -253,8 +255,15 @@ def vjp(
             warnings.simplefilter("ignore")
             record[0] = ShadowRecord()
             try:  # traced once, run by numpy: no XLA compilation (jaxpr_numpy)
-                run = numpy_program(program, xs, cts, probes)
-                primal, grads, probed = run(xs, cts, probes)
+                run = numpy_program(program, xs, cts)
+                primal, grads = run(xs, cts)
+                # Here (same xs), another cotangent reuses the program even when it is
+                # specialized to this point's branches.
+                traced = run
+
+                def pull(c):
+                    return traced(xs, c)[1]
+
                 if record[0].consulted:
                     # Specialized to this point's branches: valid here only, so treated as
                     # the eager path is (no `again` at other points).
@@ -264,7 +273,12 @@ def vjp(
             except (*VALUE_DEPENDENT, _Specialized):  # eager JAX has the values
                 run = None
                 record[0] = None
-                primal, grads, probed = program([jnp.asarray(x) for x in xs], cts, probes)
+                primal, eager_pull = jax.vjp(pure, *[jnp.asarray(x) for x in xs])
+                grads = eager_pull(tuple(cts))
+
+                def pull(c):
+                    return eager_pull(tuple(c))
+
             finally:
                 record[0] = None
         differs = primal_differs(primal)
@@ -275,15 +289,19 @@ def vjp(
             def at(values: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
                 moved = [np.asarray(values.get(i, x), dtype=np.float64) for i, x in zip(wrt, xs)]
                 with np.errstate(all="ignore"):
-                    _, g, _ = run(moved, cts, probes)
+                    _, g = run(moved, cts)
                 return {i: to_numpy(gi) for i, gi in zip(wrt, g)}
             again.append(at)
-        if magnitudes is not None:
-            for i in wrt:
-                magnitudes[i] = np.abs(out[i])
-            for probe in probed:
-                for i, g in zip(wrt, probe):
-                    magnitudes[i] = np.maximum(magnitudes[i], np.abs(to_numpy(g)))
+        if sizes is not None:
+            def magnitudes() -> dict[int, np.ndarray]:
+                found = {i: np.abs(out[i]) for i in wrt}
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    for probe in probes():
+                        for i, g in zip(wrt, pull(probe)):
+                            found[i] = np.maximum(found[i], np.abs(to_numpy(g)))
+                return found
+            sizes.append(magnitudes)
         return out
 
     from .numpy_on_jax import ShadowRecord, lift, shadowing

@@ -156,15 +156,14 @@ def judge_vjp(
         jax_why = "JAX left out (jax=False)"
     else:
         again: list = []
+        measure: list = []
         ad, jax_why = autodiff.vjp(forward, args, cotangent, wrt, output,
-                                   lifted=jax != "direct", again=again)
+                                   lifted=jax != "direct", again=again, sizes=measure)
         at = again[0] if again else None
-        if ad is not None and any(np.any(np.abs(hand[i] - ad[i]) > TAU * np.abs(ad[i]))
-                                  for i in wrt):
+        if measure and any(np.any(np.abs(hand[i] - ad[i]) > TAU * np.abs(ad[i])) for i in wrt):
             # Only where hand and JAX differ beyond 1e-9 relative does rounding matter: then
             # (and only then) the pullbacks that measure the terms' magnitudes are paid for.
-            autodiff.vjp(forward, args, cotangent, wrt, output, lifted=jax != "direct",
-                         magnitudes=sizes)
+            sizes.update(measure[0]())
     if ad is None and fd == "none":
         jax_why = jax_why.replace(": finite differences alone judge",
                                   "; finite differences are off (fd='none'): nothing judges")

@@ -573,3 +573,25 @@ def test_np_interp_with_fixed_knots_is_traced_by_its_segments_not_jnp_interp(mon
         swapped = check_vjp(forward, lambda d, x, v, ends=ends: (
             backward(d, x, v, **ends)[0], backward(d, x, v, **ends)[1][::-1]), (x, v))
         assert not swapped.ok and swapped.first_failure.input == "v", str(swapped)
+
+
+# --- what a check costs ----------------------------------------------------------------------
+
+
+def test_a_wrong_backward_traces_forward_once():
+    """The rounding magnitudes a failing check needs are pulled back through the program traced
+    for the verdict (evaluated again by numpy), not through a second trace of forward."""
+    traced = []
+
+    def forward(x):
+        traced.append(not isinstance(x, np.ndarray))   # JAX's trace sees a lifted value
+        return np.sin(x) * x
+
+    def backward(dout, x):                 # the product rule's sin(x) term dropped
+        return dout * np.cos(x) * x
+
+    x = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    report = check_vjp(forward, backward, (x,))
+    assert not report.ok and report.rows[0].wrong == 12
+    assert sum(traced) == 1
+
