@@ -26,7 +26,7 @@ from reference.losses import Loss, get_loss
 from . import autodiff, magnitudes
 from .arguments import Arguments, Output
 from .engine import MAX_EXHAUSTIVE, judge_entries, judge_vjp
-from .jax_support import UntraceableError
+from .jax_support import UntraceableError, collector_paused
 from .network_fd import activation_fd
 from .options import callable_arg, finite_location, flag, jax_mode, positive_int, seed_arg
 from .report import Report, Row, sources_statement
@@ -57,6 +57,7 @@ def _scalar(value: object, what: str) -> float:
     return out
 
 
+@collector_paused
 def check_gradient(
     f: Callable[[np.ndarray], float],
     grad: Callable[[np.ndarray], np.ndarray],
@@ -161,6 +162,7 @@ def activation_points(act: Activation) -> np.ndarray:
     return np.unique(np.concatenate([grid, large, -large, near, spread]))
 
 
+@collector_paused
 def check_activation(
     act: str | Activation, *, points: np.ndarray | None = None, strict: bool = False,
     seed: int = 0,
@@ -322,6 +324,7 @@ MAX_LOSS_ENTRIES = 100_000
 entries than this would take minutes and check nothing a small batch does not."""
 
 
+@collector_paused
 def check_loss(
     loss: str | Loss, *, batch: int = 4, n_out: int = 3, seed: int = 0, strict: bool = False
 ) -> Report:

@@ -27,7 +27,7 @@ import numpy as np
 from .arguments import Arguments, Output
 from .engine import judge_vjp
 from .finite_differences import EPS
-from .jax_support import jax, jnp
+from .jax_support import collector_paused, jax, jnp
 from .options import callable_arg, flag, float_array, jax_mode, positive_int, seed_arg
 from .report import Report
 
@@ -50,6 +50,7 @@ def _directional(f: Callable, v: np.ndarray, scale: float) -> Callable[[np.ndarr
     return along
 
 
+@collector_paused
 def check_hvp(
     f: Callable[[np.ndarray], float],
     hvp: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -203,6 +204,7 @@ def _jax_gradient(f: Callable, x: np.ndarray, value: float) -> Callable:
     raise failure
 
 
+@collector_paused
 def check_double_backward(
     forward: Callable[..., object],
     backward: Callable[..., object],

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .adapters import Parameter, _parse_params, adapt, layer_parameters
+from .jax_support import collector_paused
 from .options import callable_arg, choice, finite_location, flag, jax_mode, seed_arg
 from .report import Report, Row, annotate_symptoms
 from .vjp_check import check_vjp
@@ -85,6 +86,7 @@ def _params_per_layer(params: object, count: int) -> list[LayerParams]:
     return list(params)
 
 
+@collector_paused
 def check_layers(
     layers: Sequence[object],
     loss: Callable[[np.ndarray, object], tuple[float, np.ndarray]],

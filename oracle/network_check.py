@@ -34,7 +34,7 @@ from . import autodiff, magnitudes, network_fd
 from .closer_look import ONE_SIDED_STEP
 from .engine import judge_entries, judge_suspects
 from .finite_differences import EPS
-from .jax_support import UntraceableError
+from .jax_support import UntraceableError, collector_paused
 from .network_fd import Directions
 from .options import callable_arg, flag, positive_int, seed_arg
 from .report import Report, Row, annotate_symptoms, sources_statement
@@ -105,6 +105,7 @@ def _directional(got, ad, ad_proj, fd, directions: Directions, problem_scale,
                  problem_scale=problem_scale, magnitude=directions.abs().project(magnitude))
 
 
+@collector_paused
 def check_network(
     net: Network,
     X: np.ndarray,

@@ -19,6 +19,7 @@ import numpy as np
 
 from .arguments import Arguments, Output, cotangent_for, hand_gradients
 from .engine import JAX_MODES, MAX_EXHAUSTIVE, judge_vjp, validate_gradient
+from .jax_support import collector_paused
 from .report import Report, Row
 
 __all__ = ["check_vjp"]
@@ -40,6 +41,7 @@ def _same(a: Output, b: Output) -> bool:
         for x, y in zip(a.arrays, b.arrays))
 
 
+@collector_paused
 def check_vjp(
     forward: Callable[..., object],
     backward: Callable[..., object],

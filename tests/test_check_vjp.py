@@ -595,3 +595,30 @@ def test_a_wrong_backward_traces_forward_once():
     assert not report.ok and report.rows[0].wrong == 12
     assert sum(traced) == 1
 
+
+def test_the_collector_is_paused_during_a_check_and_left_as_found():
+    import gc
+
+    seen = []
+
+    def forward(x):
+        seen.append(gc.isenabled())
+        return np.tanh(x)
+
+    def backward(dout, x):
+        return dout * (1 - np.tanh(x) ** 2)
+
+    x = np.linspace(-1.0, 1.0, 6)
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        assert check_vjp(forward, backward, (x,)).ok
+        assert seen and not any(seen) and gc.isenabled()
+        with pytest.raises((TypeError, ValueError), match="wrt"):
+            check_vjp(forward, backward, (x,), wrt=["no such input"])
+        assert gc.isenabled()              # restored after a failed call too
+        gc.disable()
+        assert check_vjp(forward, backward, (x,)).ok
+        assert not gc.isenabled()          # a collector the user paused stays paused
+    finally:
+        (gc.enable if was else gc.disable)()
