@@ -22,8 +22,9 @@ outputs (``lstm_step``'s ``(h, c)``) are tuples of tensors / a tuple pytree.
 Cold: each checker runs in a fresh subprocess of its own (``python -m benchmarks.vjp_checks
 --cold CHECKER``) that imports only its library, warms it up on a tiny unrelated function, then
 times the first check of every zoo layer, in the zoo's order (one sample per layer; the wrapper
-construction counts). Warm: in this process, after the verdicts, the same check repeated
-(``ctx.time``, median of the samples).
+construction counts); ``COLD_ROUNDS`` such processes per checker, the checkers alternating, and
+a layer's cold time is the median of its samples. Warm: in this process, after the verdicts, the
+same check repeated (``ctx.time``, median of the samples).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ CHECKERS = ("oracle", "gradcheck", "check_grads")
 PEER_MODULE = {"oracle": "jax", "gradcheck": "torch", "check_grads": "jax"}
 ROOT = Path(__file__).resolve().parents[1]
 COLD_TIMEOUT = 600.0
+COLD_ROUNDS = 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,16 +423,30 @@ def vjp_checks(ctx: Context) -> str:
              if c not in checkers]
     names = list(LAYERS)
 
+    # Cold: COLD_ROUNDS fresh processes per checker, the checkers alternating round by round
+    # (one sample per layer per process: a layer's cold time is the median of its rounds).
+    rounds = 1 if ctx.quick else COLD_ROUNDS
+    runs: dict[str, list[dict]] = {c: [] for c in checkers}
+    for _ in range(rounds):
+        for checker in checkers:
+            if checker in runs and len(runs[checker]) < rounds:
+                try:
+                    runs[checker].append(cold_in_subprocess(checker, names))
+                except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+                    notes.append(f"{checker} cold: {exc}")
+                    del runs[checker]
     cold: dict[str, dict] = {}
     cold_warm_up: dict[str, float] = {}
-    for checker in checkers:
-        try:
-            run = cold_in_subprocess(checker, names)
-        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-            notes.append(f"{checker} cold: {exc}")
-            continue
-        cold[checker] = run["layers"]
-        cold_warm_up[checker] = run["warm_up"]
+    cold_totals: dict[str, list[float]] = {}
+    for checker, done in runs.items():
+        cold[checker] = {name: [statistics.median(r["layers"][name][0] for r in done),
+                                done[0]["layers"][name][1]] for name in names}
+        cold_warm_up[checker] = statistics.median(r["warm_up"] for r in done)
+        cold_totals[checker] = [sum(v[0] for v in r["layers"].values()) for r in done]
+        for name in names:
+            said = {r["layers"][name][1] for r in done}
+            if len(said) > 1:
+                notes.append(f"{checker} on {name}'s right backward, cold: {sorted(said)}")
 
     if ctx.quick:
         timing = {"cycles": 1, "samples_per_cycle": 3, "settle_seconds": 0.01}
@@ -506,7 +522,10 @@ def vjp_checks(ctx: Context) -> str:
         "with operators and one calling a numpy ufunc: "
         + ", ".join(f"{c} {v * 1e3:.0f} ms" for c, v in cold_warm_up.items())
         + "), the layers checked in the zoo's order, one sample each, building the wrapper "
-        "included. *Warm*: the same check repeated in this process, median of "
+        f"included; {rounds} such process(es) per checker, the checkers alternating, a layer's "
+        "cold time the median of its samples (totals of the processes, s: "
+        + "; ".join(f"{c} " + ", ".join(f"{t:.2f}" for t in ts) for c, ts in cold_totals.items())
+        + "). *Warm*: the same check repeated in this process, median of "
         f"{timing['cycles'] * timing['samples_per_cycle']} samples in alternating blocks.",
         "",
         "Verdicts: right backward / buggy backward (a caught bug in bold; the oracle names the "
