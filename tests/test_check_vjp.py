@@ -98,10 +98,12 @@ def test_integer_inputs_are_constants_and_backward_may_list_them_or_not():
 
 
 def test_the_callers_arrays_and_containers_never_change():
-    config = {"calls": 0}
+    running = np.ones(5)
+    config = {"calls": 0, "running_mean": running}
 
     def forward(x, w, b, conf):
         conf["calls"] += 1
+        conf["running_mean"] *= 0.5  # a bn_param's array updated in place
         x += 0.0  # code that writes into its inputs
         return dense(x, w, b)
 
@@ -116,7 +118,8 @@ def test_the_callers_arrays_and_containers_never_change():
     cot_before = cot.copy()
     report = check_vjp(forward, backward, (X, W, B, config), cotangent=cot)
     assert report.ok, str(report)
-    assert _frozen(X, W, B) == before and config == {"calls": 0}
+    assert _frozen(X, W, B) == before and config["calls"] == 0
+    assert config["running_mean"] is running and np.array_equal(running, np.ones(5))
     assert np.array_equal(cot, cot_before)
 
 
