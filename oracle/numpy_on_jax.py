@@ -399,11 +399,27 @@ def _is_basic(key: Any) -> bool:
     )
 
 
-def _key_name(key: Any) -> tuple:
-    """A hashable name of a basic key (slices are not hashable before Python 3.12)."""
+def _key_name(key: Any) -> tuple | None:
+    """A hashable name of a basic key (slices are not hashable before Python 3.12), or None
+    when a part is not a plain int, None or ``...`` (a 0-d array or a traced integer as a
+    slice bound: such a read is not cached)."""
     parts = key if isinstance(key, tuple) else (key,)
-    return tuple((p.start, p.stop, p.step) if isinstance(p, slice)
-                 else (type(p).__name__, p) for p in parts)
+    name = []
+    for p in parts:
+        if isinstance(p, slice):
+            bounds = (p.start, p.stop, p.step)
+            if not all(b is None or _is_plain_int(b) for b in bounds):
+                return None
+            name.append(bounds)
+        elif p is None or p is Ellipsis or _is_plain_int(p):
+            name.append((type(p).__name__, p))
+        else:
+            return None
+    return tuple(name)
+
+
+def _is_plain_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_element(key: Any, ndim: int) -> bool:
@@ -488,7 +504,7 @@ _PENDING_LIMIT = 4096
 """At most this many element writes are kept pending before they join the program."""
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _packer(count: int) -> Callable[..., Any]:
     """Jitted: ``count`` scalars as one vector (one operation in the traced program)."""
     return jax.jit(lambda *scalars: jnp.stack(scalars))
@@ -665,10 +681,12 @@ class Lifted(NDArrayOperatorsMixin):
         """``read(self.value)``, computed once per value: a loop reading ``w[f]`` at every step
         (a naive convolution) adds one operation to the traced program, not one per step."""
         value = self.value
+        name = _key_name(key)
+        if name is None:
+            return read(value)
         if self._reads is None or self._reads[0] is not value:
             self._reads = (value, {})
         reads = self._reads[1]
-        name = _key_name(key)
         if name not in reads:
             reads[name] = read(value)
         return reads[name]
@@ -898,7 +916,8 @@ class Lifted(NDArrayOperatorsMixin):
         key = _index(key)
         new = _operand(new)
         if _is_basic(key):
-            if self._base is None and _is_element(key, self.ndim) and _is_real_scalar(new):
+            if (self._base is None and _record() is not None and _is_element(key, self.ndim)
+                    and _is_real_scalar(new)):
                 self._defer(_flat_index(key, self.shape), new)
                 return
             _, put, _ = _basic_get_put(key, self._value)
@@ -920,7 +939,9 @@ class Lifted(NDArrayOperatorsMixin):
     def _defer(self, flat: int, new: Any) -> None:
         """``self.flat[flat] = new``, kept pending: a loop's element writes (``out[n, f, i] =
         ...`` in a naive convolution) join the traced program as one write when the value is
-        next read, not one ``dynamic_update_slice`` per element."""
+        next read, not one ``dynamic_update_slice`` per element. Only in the oracle's abstract
+        trace (shadows on): under eager JAX, each new count of writes would compile its own
+        stack, where one element write compiles once."""
         dtype = self._value.dtype
         converted = jnp.asarray(new, dtype=dtype)
         if converted is not new:
