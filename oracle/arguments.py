@@ -39,15 +39,23 @@ def _copy(value: object) -> object:
     CS231n ``bn_param`` dict gets its running mean written back), so the caller's never change."""
     if isinstance(value, np.ndarray):
         return value.copy()
-    if isinstance(value, dict) and all(isinstance(v, _PLAIN) for v in value.values()):
-        return {k: _copy(v) for k, v in value.items()}  # a bn_param: ~10x faster than deepcopy
+    if type(value) is dict and all(_plain(v) for v in value.values()):
+        copies: dict[int, object] = {}  # a bn_param, ~10x faster than deepcopy, aliases kept
+        for v in value.values():
+            if isinstance(v, np.ndarray) and id(v) not in copies:
+                copies[id(v)] = v.copy()
+        return {k: copies.get(id(v), v) for k, v in value.items()}
     if isinstance(value, (dict, list)):
         return copy.deepcopy(value)
     return value
 
 
-_PLAIN = (np.ndarray, int, float, str, bool, type(None), np.generic)
-"""Values a parameter dict holds that ``_copy`` copies itself (arrays) or that cannot change."""
+def _plain(value: object) -> bool:
+    """A value of a parameter dict that ``_copy`` copies itself (a numeric array) or that cannot
+    change (a number, a string, None)."""
+    if isinstance(value, np.ndarray):
+        return value.dtype != object
+    return isinstance(value, (int, float, str, bool, type(None), np.generic))
 
 
 def _parameter_names(fn: Callable, count: int) -> list[str] | None:
