@@ -56,6 +56,7 @@ from .finite_differences import (
     entry_stencils,
     estimate_where_finite,
 )
+from .jax_support import collector_keeps_up
 from .report import Row
 from .verdict import (
     DOUBT,
@@ -172,8 +173,10 @@ def judge_vjp(
     phi0 = output.pair(cotangent)
 
     changes: list[str] = []
+    keep_up = collector_keeps_up()
 
     def phi_of(values: dict[int, np.ndarray]) -> float:
+        keep_up()
         moved = Output.of(args.call(forward, replace=values), copy=False)
         changed = output.differs(moved)
         if changed:  # no value of phi there: the stencil treats it as outside f's domain

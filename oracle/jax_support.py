@@ -19,8 +19,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402  (after the x64 switch, on purpose)
 import numpy as np  # noqa: E402
 
-__all__ = ["UntraceableError", "assert_x64", "collector_paused", "jax", "jnp", "to_numpy",
-           "traceable"]
+__all__ = ["UntraceableError", "assert_x64", "collector_keeps_up", "collector_paused", "jax",
+           "jnp", "to_numpy", "traceable"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,6 +66,10 @@ def traceable(fn, *args):
 
 
 
+_PAUSED_BY_US = [False]
+"""Whether the collector is off because a check paused it (not because the user turned it off)."""
+
+
 def collector_paused(check: Callable[P, R]) -> Callable[P, R]:
     """``check`` run with Python's cyclic garbage collector paused, and left as it was found.
 
@@ -75,9 +79,9 @@ def collector_paused(check: Callable[P, R]) -> Callable[P, R]:
     trigger a full collection of the whole process (~50-100 ms with JAX loaded: more than most
     checks take). Paused, they are freed by reference counting when the trace ends, and no
     collection runs. A check of the layer zoo leaves no cyclic garbage behind (measured:
-    ``gc.collect()`` after each finds 0-50 objects), so pausing costs no memory; cycles a
-    user's own code makes during a check are collected after it. Nested checks leave the
-    collector to the outermost.
+    ``gc.collect()`` after each finds 0-50 objects). A forward that makes reference cycles at
+    every call is kept in check by ``collector_keeps_up`` in the loops that call it. Nested
+    checks leave the collector to the outermost; a collector the user turned off stays off.
     """
 
     @functools.wraps(check)
@@ -85,9 +89,35 @@ def collector_paused(check: Callable[P, R]) -> Callable[P, R]:
         if not gc.isenabled():
             return check(*args, **kwargs)
         gc.disable()
+        _PAUSED_BY_US[0] = True
         try:
             return check(*args, **kwargs)
         finally:
+            _PAUSED_BY_US[0] = False
             gc.enable()
 
     return paused
+
+
+def collector_keeps_up(every: int = 64) -> Callable[[], None]:
+    """A tick for a loop that calls the user's code many times in a paused check (finite
+    differences). Every ``every`` ticks, if the collector's young count grew by at least one
+    object per call (what the user's code leaves behind that reference counting cannot free:
+    cycles), the young generation is collected, as the running collector would have done: the
+    garbage of at most ``every`` calls is ever held. Code that leaves nothing behind (numpy
+    arrays are not even counted) costs one comparison per call."""
+    state = {"calls": 0, "base": gc.get_count()[0]}
+
+    def tick() -> None:
+        if not _PAUSED_BY_US[0]:
+            return
+        state["calls"] += 1
+        if state["calls"] % every:
+            return
+        now = gc.get_count()[0]
+        if now - state["base"] >= every:
+            gc.collect(0)
+            now = gc.get_count()[0]
+        state["base"] = now
+
+    return tick
