@@ -300,9 +300,13 @@ def vjp(
                 found = {i: np.abs(out[i]) for i in wrt}
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore")
-                    for probe in probes():
-                        for i, g in zip(wrt, pull(probe)):
-                            found[i] = np.maximum(found[i], np.abs(to_numpy(g)))
+                    try:
+                        pulled = [[to_numpy(g) for g in pull(probe)] for probe in probes()]
+                    except Exception:  # never a crash: the gradient's own size stands
+                        pulled = []
+                for probe in pulled:
+                    for i, g in zip(wrt, probe):
+                        found[i] = np.maximum(found[i], np.abs(g))
                 return found
             sizes.append(magnitudes)
         return out

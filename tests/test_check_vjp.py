@@ -723,3 +723,28 @@ def test_dict_subclass_parameters_reach_forward_as_they_were_given():
                      (x, defaultdict(float, scale=3.0))).ok
     assert check_vjp(through_alias, lambda dout, x, p: dout * 2.0, (x, aliased)).ok
     assert np.array_equal(shared, np.ones(6))
+
+
+def test_a_pullback_failing_when_rounding_is_measured_leaves_the_verdict_standing(monkeypatch):
+    """The rounding magnitudes are pulled back after the verdict's own pullback; if that second
+    use of JAX's program fails, the check still reports (the gradient's own size stands)."""
+    import oracle.autodiff as autodiff
+
+    traced = autodiff.numpy_program
+
+    def fails_after_first_run(*args, **kwargs):
+        run = traced(*args, **kwargs)
+        calls = []
+
+        def once(*a):
+            calls.append(1)
+            if len(calls) > 1:
+                raise RuntimeError("the program broke")
+            return run(*a)
+
+        return once
+
+    monkeypatch.setattr(autodiff, "numpy_program", fails_after_first_run)
+    x = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    report = check_vjp(lambda x: np.sin(x) * x, lambda dout, x: dout * np.cos(x) * x, (x,))
+    assert not report.ok and report.rows[0].wrong == 12 and "JAX" in str(report)
