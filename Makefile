@@ -10,6 +10,16 @@ OUT    ?= out
 
 .PHONY: demo test lint bench mutation clean
 
+# bash with pipefail: an install piped through the filter below still fails when pip fails.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+# pip's warning for each package a configured local index lacks ("Location 'file:///...' is
+# ignored: it is neither a file nor a directory": some machines' pip.conf lists a local mirror
+# holding only some packages); harmless, one line per package, so kept off the screen. Every
+# other line pip prints still shows.
+PIP_NOISE := is ignored: it is neither a file nor a directory\.$$
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
@@ -18,8 +28,9 @@ $(PY):
 # every install (a caution about folders named like the packages: that is the point here), which
 # the filter below keeps off the screen; every other warning still shows.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS="ignore:Editable install:UserWarning" $(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	PYTHONWARNINGS="ignore:Editable install:UserWarning" $(PY) -m pip install --quiet -e ".[dev]" \
+		2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -48,7 +59,7 @@ bench: $(STAMP)
 # `$(PY) -m mutmut browse`, run in mutants/ or mutants/rest/, shows each survivor.
 # MUTMUT_ARGS is passed to both runs, e.g. MUTMUT_ARGS="--max-children 1" on a shared machine.
 mutation: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[mutation]"
+	$(PY) -m pip install --quiet -e ".[mutation]" 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	HYPOTHESIS_PROFILE=mutation $(PY) -m mutmut run $(MUTMUT_ARGS)
 	$(PY) -m mutmut results
 	mkdir -p mutants/rest
