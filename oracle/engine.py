@@ -165,6 +165,7 @@ def judge_vjp(
             # Only where hand and JAX differ beyond 1e-9 relative does rounding matter: then
             # (and only then) the pullbacks that measure the terms' magnitudes are paid for.
             sizes.update(measure[0]())
+        measure.clear()  # the pullback's residuals (eager JAX) are not kept through the rest
     if ad is None and fd == "none":
         jax_why = jax_why.replace(": finite differences alone judge",
                                   "; finite differences are off (fd='none'): nothing judges")
