@@ -101,11 +101,11 @@ def collector_paused(check: Callable[P, R]) -> Callable[P, R]:
 
 def collector_keeps_up(every: int = 64) -> Callable[[], None]:
     """A tick for a loop that calls the user's code many times in a paused check (finite
-    differences). Every ``every`` ticks, if the collector's young count grew by at least one
-    object per call (what the user's code leaves behind that reference counting cannot free:
-    cycles), the young generation is collected, as the running collector would have done: the
-    garbage of at most ``every`` calls is ever held. Code that leaves nothing behind (numpy
-    arrays are not even counted) costs one comparison per call."""
+    differences). Every ``every`` ticks, if the collector's young count grew by a quarter of
+    an object per call or more (what the user's code leaves behind that reference counting
+    cannot free: cycles), the young generation is collected, as the running collector would
+    have done. Code that leaves nothing behind (numpy arrays are not even counted) costs one
+    comparison per call."""
     state = {"calls": 0, "base": gc.get_count()[0]}
 
     def tick() -> None:
@@ -115,7 +115,7 @@ def collector_keeps_up(every: int = 64) -> Callable[[], None]:
         if state["calls"] % every:
             return
         now = gc.get_count()[0]
-        if now - state["base"] >= every:
+        if now - state["base"] >= every // 4:
             gc.collect(0)
             now = gc.get_count()[0]
         state["base"] = now

@@ -60,9 +60,7 @@ How it works:
   redirect answers ``np.ndenumerate(x)`` of a lifted ``x`` (index and 0-d lifted entry) and
   ``np.vectorize(pyfunc)``: called with lifted arrays, it runs ``pyfunc`` on every broadcast
   entry, one by one (at most ``VECTORIZE_LIMIT``; positional arguments only, no ``excluded``
-  or ``signature``), and stacks the results. Under shadows, entries that take the same path
-  through ``pyfunc`` run it together (``_by_groups``: an ``if`` the group's numpy values
-  answer differently splits the group), checked against numpy's own ``np.vectorize``.
+  or ``signature``), and stacks the results.
 * Integer and boolean results that do not depend on a differentiated input (``x > 0``,
   ``np.argmax(x)``) come back as plain numpy arrays; ``bool``/``int`` of a value that does
   depend on one use its concrete value (eager ``jax.vjp``, not under ``jit``), so Python
@@ -118,7 +116,6 @@ import os
 import sys
 import threading
 import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
 from typing import Any
@@ -844,8 +841,6 @@ class Lifted(NDArrayOperatorsMixin):
         return convert(concrete)
 
     def __bool__(self) -> bool:
-        if _GROUPS.depth and self.ndim == 1:
-            return _unanimous(self.value)
         return self._concrete(bool, "bool() (an `if`/`while` on an array)")
 
     def __int__(self) -> int:
@@ -1572,10 +1567,6 @@ class _Vectorized:
                                f"{VECTORIZE_LIMIT} it is run on one by one", _caller())
         flat = [_shadowed(jnp.ravel(jnp.broadcast_to(v, shape)),
                           functools.partial(_numpy_flat, v, shape)) for v in values]
-        if _record() is not None and size > 1 and not self.otypes:
-            grouped = _by_groups(self.pyfunc, self.real, flat, shape)
-            if grouped is not None:
-                return _wrap(grouped)
 
         def entry(f: Any, i: int) -> Any:
             return _wrap(_shadowed(f[i], lambda: _shadow(f)[i]))
@@ -1598,111 +1589,6 @@ class _Vectorized:
                                     functools.partial(_numpy_astype, stacked, dtype))
             outs.append(_wrap(stacked))
         return tuple(outs) if several else outs[0]
-
-
-class _Groups(threading.local):
-    depth = 0
-
-
-_GROUPS = _Groups()
-"""While ``_by_groups`` runs a Python function on a group of entries at once (depth > 0)."""
-
-
-class _Split(BaseException):
-    """An ``if`` on a group of entries that numpy's values answer differently (``where``);
-    a BaseException, so that the user's ``except Exception`` does not take it for its own."""
-
-    def __init__(self, where: np.ndarray) -> None:
-        super().__init__("entries disagree")
-        self.where = where
-
-
-class _NotGrouped(BaseException):
-    """The function cannot be run on groups of entries as on one entry."""
-
-
-def _unanimous(value: Any) -> bool:
-    """``bool`` of a group's condition: its entries' answer when they all agree (numpy's values,
-    the shadows), else ``_Split``."""
-    try:
-        concrete = _decide(value)
-    except _NoShadow:
-        raise _NotGrouped from None
-    answers = np.asarray(concrete, dtype=bool)
-    if answers.all():
-        return True
-    if not answers.any():
-        return False
-    raise _Split(answers)
-
-
-def _by_groups(pyfunc: Any, real: Any, flat: list, shape: tuple[int, ...]) -> Any | None:
-    """``np.vectorize(pyfunc)`` of the ``flat`` (1-D, shadowed) arguments, ``pyfunc`` run on
-    groups of entries at once instead of one entry at a time: every ``if`` on a group's entries
-    that numpy's values (the shadows) answer alike is taken once for the group, and one they
-    answer differently splits the group in two (``_Split``), so each group follows one path
-    through ``pyfunc``. An elementwise function with two branches traces twice, not once per
-    entry. The result must equal numpy's own ``np.vectorize`` at the shadows (to 1e-12 of each
-    entry: ufuncs on arrays and on scalars may round differently); else, or when ``pyfunc``
-    cannot run on a group (it needs a scalar), None: the caller runs it entry by entry."""
-    try:
-        shadows = [np.asarray(_shadow(f)) for f in flat]
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            expected = np.asarray(real(*(np.reshape(v, shape) for v in shadows))).reshape(-1)
-    except Exception:  # no shadow, or numpy's own run fails: entry by entry says why
-        return None
-    if expected.dtype.kind not in "fiub":
-        return None
-    size = expected.size
-    parts: list[tuple[np.ndarray, Any]] = []
-
-    def run(index: np.ndarray) -> None:
-        whole = index.size == size
-        args = [f if whole else _shadowed(f[index], functools.partial(_numpy_take, s, index))
-                for f, s in zip(flat, shadows)]
-        where = None
-        _GROUPS.depth += 1
-        try:
-            result = pyfunc(*(_wrap(a) for a in args))
-        except _Split as split:
-            where = split.where
-        finally:
-            _GROUPS.depth -= 1
-        if where is not None:
-            if where.shape != index.shape:
-                raise _NotGrouped
-            run(index[where])
-            run(index[~where])
-            return
-        value = _unwrap(result)
-        if isinstance(value, tuple) or np.ndim(value) not in (0, 1) or (
-                np.ndim(value) == 1 and np.shape(value)[0] != index.size):
-            raise _NotGrouped
-        parts.append((index, value))
-
-    try:
-        run(np.arange(size))
-        order = np.concatenate([index for index, _ in parts])
-        pieces = [jnp.broadcast_to(jnp.asarray(v), (index.size,)) for index, v in parts]
-        combined = jnp.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-        if len(parts) > 1:
-            combined = combined[np.argsort(order, kind="stable")]
-        numpy_pieces = [np.broadcast_to(np.asarray(_shadow(v)), (index.size,))
-                        for index, v in parts]
-    except (_NotGrouped, _NoShadow):
-        return None
-    except Exception:  # pyfunc cannot run on a group as it is: entry by entry
-        return None
-    got = np.concatenate(numpy_pieces)[np.argsort(order, kind="stable")]
-    if got.shape != expected.shape or not np.allclose(
-            got, expected, rtol=1e-12, atol=0.0, equal_nan=True):
-        return None
-    return _shadowed(jnp.reshape(combined, shape), lambda: np.reshape(got, shape))
-
-
-def _numpy_take(value: np.ndarray, index: np.ndarray) -> np.ndarray:
-    return value[index]
 
 
 def _numpy_flat(value: Any, shape: tuple[int, ...]) -> np.ndarray:

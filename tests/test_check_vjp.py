@@ -748,3 +748,23 @@ def test_a_pullback_failing_when_rounding_is_measured_leaves_the_verdict_standin
     x = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
     report = check_vjp(lambda x: np.sin(x) * x, lambda dout, x: dout * np.cos(x) * x, (x,))
     assert not report.ok and report.rows[0].wrong == 12 and "JAX" in str(report)
+
+
+def test_np_vectorize_of_a_reduction_on_equal_entries_still_catches_a_wrong_backward():
+    """``np.max(t)`` of one entry is the entry; run on several equal entries at once it would
+    give the same values but another derivative (review finding against running np.vectorize
+    on groups of entries): the wrong backward must FAIL and the right one pass."""
+    def forward(x):
+        return np.vectorize(lambda t: np.max(t) ** 2 if t > 0 else t)(x)
+
+    def right(dout, x):
+        return dout * np.where(x > 0, 2 * x, 1.0)
+
+    def wrong(dout, x):                    # the cotangent averaged over the positive entries
+        return np.where(x > 0, np.mean(dout[x > 0]) * 2 * x, dout)
+
+    x = np.array([0.5, 0.5, 0.5, -0.5])
+    cot = np.array([1.0, 2.0, 3.0, 4.0])
+    assert check_vjp(forward, right, (x,), cotangent=cot).ok
+    report = check_vjp(forward, wrong, (x,), cotangent=cot)
+    assert not report.ok and report.rows[0].wrong == 2

@@ -1035,9 +1035,8 @@ def test_slice_bounds_that_are_arrays_or_traced_integers_are_read_uncached(rng):
     np.testing.assert_allclose(grads[0], [2 * ct[0], 2 * ct[1], 2 * ct[2], 0.0], **TOL)
 
 
-def test_np_vectorize_runs_pyfunc_once_per_branch_under_shadows(rng):
-    """Under the oracle's shadows, entries that take the same path through ``pyfunc`` run it
-    together: an elu traces ``np.exp`` once, not once per negative entry."""
+def test_np_vectorize_with_nested_ifs_constants_and_a_try_under_shadows(rng):
+    """Under the oracle's shadows, ``pyfunc`` runs entry by entry, each entry on its own path."""
     def elu(x):
         return np.vectorize(lambda t: t if t > 0 else 0.3 * (np.exp(t) - 1))(x)
 
@@ -1050,8 +1049,8 @@ def test_np_vectorize_runs_pyfunc_once_per_branch_under_shadows(rng):
             return 0.0                         # a constant branch: broadcast over its group
         return np.vectorize(f)(x)
 
-    def guarded(x):                        # the user's `except Exception` does not swallow
-        def f(t):                          # the group's split
+    def guarded(x):                        # a try around the branch
+        def f(t):
             try:
                 return t if t > 0 else -t
             except Exception:
@@ -1059,8 +1058,6 @@ def test_np_vectorize_runs_pyfunc_once_per_branch_under_shadows(rng):
         return np.vectorize(f)(x)
 
     x = rng.standard_normal((3, 5)) + 0.05
-    ops = primitives(traced_program(elu, x))
-    assert ops.count("exp") == 1 and (x < 0).sum() > 1
     assert_shadowed(elu, lambda ct, x: [ct * np.where(x > 0, 1.0, 0.3 * np.exp(x))], x)
     x3 = np.linspace(-1.3, 1.2, 12)
     assert_shadowed(three_way, lambda ct, x: [ct * np.where(
@@ -1068,9 +1065,9 @@ def test_np_vectorize_runs_pyfunc_once_per_branch_under_shadows(rng):
     assert_shadowed(guarded, lambda ct, x: [ct * np.sign(x)], x3)
 
 
-def test_np_vectorize_of_a_function_that_is_not_elementwise_on_groups_runs_entry_by_entry(rng):
-    """Run on a group, ``np.array([t, 2 t]).sum()`` sums the whole group: its values differ
-    from numpy's, so the entries run one by one, and the gradient is still right."""
+def test_np_vectorize_of_a_function_that_is_not_elementwise_on_arrays(rng):
+    """``np.array([t, 2 t]).sum()`` is 3 t entry by entry (what numpy does), not a sum over
+    entries: the lifted run must call pyfunc on single entries."""
     def f(x):
         return np.vectorize(lambda t: np.array([t, 2 * t]).sum() if t > 0 else t)(x)
 
